@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Builds the test bed's Go programs from their Go modules at the versions pinned in e2e/versions.env,
+# into a versioned cache outside the clone ($WASMPOD_CACHE/deps/<name>-<version>/bin). A component
+# whose binaries are already there is skipped, so a warm run takes seconds.
+#
+# usage: e2e/build-deps.sh [component...]   components: containerd2 containerd17 crictl etcd
+#                                           kubernetes helm coredns (default: all)
+# prints nothing on stdout but, with --print-dir NAME, the bin dir of one component.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=versions.env
+source "$here/versions.env"
+CACHE=${WASMPOD_CACHE:-/var/cache/wasmpod}
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
+export GOPATH=${GOPATH:-/root/go} GOCACHE=${GOCACHE:-/root/.cache/go-build}
+
+version_of() {
+  case $1 in
+    containerd2) echo "$CONTAINERD2_VERSION" ;;
+    containerd17) echo "$CONTAINERD17_VERSION" ;;
+    crictl) echo "$CRICTL_VERSION" ;;
+    etcd) echo "$ETCD_VERSION" ;;
+    kubernetes) echo "$KUBERNETES_VERSION" ;;
+    helm) echo "$HELM_VERSION" ;;
+    coredns) echo "$COREDNS_VERSION" ;;
+    *) echo "unknown component '$1'" >&2; return 1 ;;
+  esac
+}
+bin_dir() { echo "$CACHE/deps/$1-$(version_of "$1")/bin"; }
+
+if [[ ${1:-} == --print-dir ]]; then bin_dir "$2"; exit 0; fi
+
+# A throwaway main module per component: several of these projects carry `replace` lines that
+# `go install pkg@version` refuses, so we require them from a module of our own instead.
+wrapper() { # wrapper DIR GOVERSION
+  rm -rf "$1" && mkdir -p "$1" && printf 'module local/wasmpodbuild\n\ngo %s\n' "$2" > "$1/go.mod"
+}
+
+build_containerd() { # build_containerd MODULE VERSION OUT
+  local mod=$1 v=$2 out=$3 w; w=$(mktemp -d)
+  wrapper "$w" 1.24.0
+  (cd "$w" && go get "$mod@v$v" >/dev/null 2>&1 || go get "$mod@v$v"
+   local ld="-s -w -X $mod/version.Version=v$v -X $mod/version.Revision=go-module"
+   go build -trimpath -ldflags "$ld" -o "$out/" "$mod/cmd/containerd" "$mod/cmd/ctr" "$mod/cmd/containerd-shim-runc-v2")
+  rm -rf "$w"
+}
+
+build_kubernetes() { # upstream's staging modules are v0.0.0 + replace; pin each to its tag
+  local v=$1 out=$2 w minor cmds m ld p; w=$(mktemp -d); minor=$(echo "$v" | cut -d. -f2)
+  cmds="kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl"
+  printf 'module local/k8sbuild\n\ngo 1.24.0\n\ngodebug default=go1.24\n\nrequire k8s.io/kubernetes v%s\n\nreplace (\n' "$v" > "$w/go.mod"
+  for m in $(cd "$w" && go mod download -json "k8s.io/kubernetes@v$v" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p' | xargs sed -n 's#^\s*k8s.io/\([a-z0-9-]*\) => ./staging.*#\1#p'); do
+    printf '\tk8s.io/%s => k8s.io/%s v0.%s\n' "$m" "$m" "${v#1.}" >> "$w/go.mod"
+  done
+  echo ')' >> "$w/go.mod"
+  ld="-s -w"
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld="$ld -X $p.gitVersion=v$v -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
+  done
+  (cd "$w" && go get $(for c in $cmds; do printf 'k8s.io/kubernetes/cmd/%s@v%s ' "$c" "$v"; done) &&
+   go build -trimpath -tags selinux,notest,grpcnotrace,providerless -ldflags "$ld" -o "$out/" \
+     $(for c in $cmds; do printf 'k8s.io/kubernetes/cmd/%s ' "$c"; done))
+  rm -rf "$w"
+}
+
+build_etcd() {
+  local v=$1 out=$2 w; w=$(mktemp -d); wrapper "$w" 1.25.0
+  (cd "$w" && go get "go.etcd.io/etcd/server/v3@v$v" "go.etcd.io/etcd/etcdctl/v3@v$v" &&
+   go build -trimpath -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3 &&
+   go build -trimpath -ldflags "-s -w" -o "$out/etcdctl" go.etcd.io/etcd/etcdctl/v3)
+  rm -rf "$w"
+}
+
+build_install() { # build_install PKG VERSION OUT LDFLAGS
+  GOBIN=$3 go install -trimpath -ldflags "-s -w $4" "$1@v$2"
+}
+
+build_one() {
+  local c=$1 v out tmp start
+  v=$(version_of "$c"); out=$(bin_dir "$c")
+  if [[ -f $out/.complete ]]; then echo "==> $c $v: cached in $out" >&2; return 0; fi
+  echo "==> $c $v: building into $out" >&2
+  start=$(date +%s); tmp="$out.partial"; rm -rf "$tmp"; mkdir -p "$tmp"
+  case $c in
+    containerd2) build_containerd github.com/containerd/containerd/v2 "$v" "$tmp" ;;
+    containerd17) build_containerd github.com/containerd/containerd "$v" "$tmp" ;;
+    crictl) build_install sigs.k8s.io/cri-tools/cmd/crictl "$v" "$tmp" "-X sigs.k8s.io/cri-tools/pkg/version.Version=$v" ;;
+    etcd) build_etcd "$v" "$tmp" ;;
+    kubernetes) build_kubernetes "$v" "$tmp" ;;
+    helm) build_install helm.sh/helm/v3/cmd/helm "$v" "$tmp" "-X helm.sh/helm/v3/internal/version.version=v$v" ;;
+    coredns) build_install github.com/coredns/coredns "$v" "$tmp" "" ;;
+  esac
+  touch "$tmp/.complete"; rm -rf "$out"; mv "$tmp" "$out"
+  echo "==> $c $v: built in $(( $(date +%s) - start ))s" >&2
+}
+
+comps=("$@")
+((${#comps[@]})) || comps=(containerd2 containerd17 crictl etcd kubernetes helm coredns)
+for c in "${comps[@]}"; do build_one "$c"; done
