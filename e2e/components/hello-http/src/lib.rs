@@ -1,0 +1,119 @@
+//! `hello-http`: a wasi:http/incoming-handler component (the wasi:http/proxy world, plus the
+//! wasi:cli imports Rust's std brings along).
+//!
+//! Routes (anything else answers like `/`):
+//! - `/`: 200 `hello from wasmpod http\n`
+//! - `/env`: 200, one `env K=V` line per environment variable (sorted)
+//! - `/sleep?ms=N`: sleeps N ms (wasi monotonic clock), then answers like `/` (drain tests)
+//! - `/print`: prints `handled /print` to stdout and to stderr, then answers like `/`
+//! - `/echo`: 200 with the request body
+//! - `/status?code=N`: answers with status N (probe tests)
+//! - `/trap`: panics (the guest traps mid-request)
+
+use std::io::Write as _;
+
+use wasi::http::types::{
+    Fields, IncomingBody, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam,
+};
+use wasi::io::streams::StreamError;
+
+wasi::http::proxy::export!(HelloHttp);
+
+const HELLO: &str = "hello from wasmpod http\n";
+
+struct HelloHttp;
+
+impl wasi::exports::http::incoming_handler::Guest for HelloHttp {
+    fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+        let full = request.path_with_query().unwrap_or_else(|| "/".to_string());
+        let (path, query) = full.split_once('?').unwrap_or((full.as_str(), ""));
+        let (status, body): (u16, Vec<u8>) = match path {
+            "/env" => {
+                let mut vars: Vec<(String, String)> = std::env::vars().collect();
+                vars.sort();
+                let text: String = vars.iter().map(|(k, v)| format!("env {k}={v}\n")).collect();
+                (200, text.into_bytes())
+            }
+            "/sleep" => {
+                let ms: u64 = query_param(query, "ms")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                wasi::clocks::monotonic_clock::subscribe_duration(ms.saturating_mul(1_000_000))
+                    .block();
+                (200, HELLO.into())
+            }
+            "/print" => {
+                println!("handled /print");
+                eprintln!("handled /print");
+                let _ = std::io::stdout().flush();
+                (200, HELLO.into())
+            }
+            "/echo" => (200, read_body(request)),
+            "/status" => {
+                let code = query_param(query, "code")
+                    .and_then(|v| v.parse().ok())
+                    .filter(|c| (100..=599).contains(c))
+                    .unwrap_or(200);
+                (code, format!("status {code}\n").into_bytes())
+            }
+            "/trap" => panic!("wasmpod hello-http: deliberate panic in /trap"),
+            _ => (200, HELLO.into()),
+        };
+        respond(response_out, status, &body);
+    }
+}
+
+fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find_map(|(k, v)| (k == name).then_some(v))
+}
+
+fn read_body(request: IncomingRequest) -> Vec<u8> {
+    let mut data = Vec::new();
+    let Ok(body) = request.consume() else {
+        return data;
+    };
+    if let Ok(stream) = body.stream() {
+        loop {
+            match stream.blocking_read(64 * 1024) {
+                Ok(chunk) => data.extend_from_slice(&chunk),
+                Err(StreamError::Closed) => break,
+                Err(StreamError::LastOperationFailed(_)) => break,
+            }
+        }
+    }
+    drop(IncomingBody::finish(body));
+    data
+}
+
+fn respond(out: ResponseOutparam, status: u16, body: &[u8]) {
+    let headers = Fields::from_list(&[
+        (
+            "content-type".to_string(),
+            b"text/plain; charset=utf-8".to_vec(),
+        ),
+        (
+            "content-length".to_string(),
+            body.len().to_string().into_bytes(),
+        ),
+    ])
+    .unwrap_or_else(|_| Fields::new());
+    let resp = OutgoingResponse::new(headers);
+    let _ = resp.set_status_code(status);
+    let Ok(outgoing) = resp.body() else {
+        return;
+    };
+    ResponseOutparam::set(out, Ok(resp));
+    if let Ok(stream) = outgoing.write() {
+        // blocking_write_and_flush takes at most 4096 bytes per call.
+        for chunk in body.chunks(4096) {
+            if stream.blocking_write_and_flush(chunk).is_err() {
+                break;
+            }
+        }
+        let _ = stream.flush();
+    }
+    let _ = OutgoingBody::finish(outgoing, None);
+}
