@@ -46,10 +46,15 @@ build_containerd() { # build_containerd MODULE VERSION OUT
 }
 
 build_kubernetes() { # upstream's staging modules are v0.0.0 + replace; pin each to its tag
-  local v=$1 out=$2 w minor cmds m ld p; w=$(mktemp -d); minor=$(echo "$v" | cut -d. -f2)
+  local v=$1 out=$2 w minor cmds m ld p staging; w=$(mktemp -d); minor=$(echo "$v" | cut -d. -f2)
   cmds="kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl"
+  # Read upstream's staging list while $w has no go.mod yet: a half-written go.mod would make this
+  # `go mod download` fail, silently leaving the replace block empty (=> "k8s.io/api@v0.0.0: 403").
+  staging=$(cd "$w" && go mod download -json "k8s.io/kubernetes@v$v" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p' |
+    xargs sed -n 's#^\s*k8s.io/\([a-z0-9-]*\) => ./staging.*#\1#p')
+  [[ -n $staging ]] || { echo "could not read the staging modules of k8s.io/kubernetes@v$v" >&2; return 1; }
   printf 'module local/k8sbuild\n\ngo 1.24.0\n\ngodebug default=go1.24\n\nrequire k8s.io/kubernetes v%s\n\nreplace (\n' "$v" > "$w/go.mod"
-  for m in $(cd "$w" && go mod download -json "k8s.io/kubernetes@v$v" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p' | xargs sed -n 's#^\s*k8s.io/\([a-z0-9-]*\) => ./staging.*#\1#p'); do
+  for m in $staging; do
     printf '\tk8s.io/%s => k8s.io/%s v0.%s\n' "$m" "$m" "${v#1.}" >> "$w/go.mod"
   done
   echo ')' >> "$w/go.mod"
@@ -71,6 +76,21 @@ build_etcd() {
   rm -rf "$w"
 }
 
+# cri-tools through a wrapper module, because the Go proxy here
+# - has no sum.golang.org entry for sigs.k8s.io/cri-tools at any version (404): skip the sumdb for it;
+# - refuses its @v/list (403), which `go install pkg@v` needs for its deprecation check;
+# - does not serve the k8s.io/* v0.34.0-rc.2 pre-releases cri-tools 1.34.0 requires: we raise them
+#   to the staging tags of our pinned Kubernetes (same minor, API-compatible), as MVS allows.
+build_crictl() {
+  local v=$1 out=$2 w k m; w=$(mktemp -d); wrapper "$w" 1.24.0; k="v0.${KUBERNETES_VERSION#1.}"
+  (cd "$w" && GONOSUMDB=sigs.k8s.io/cri-tools go get "sigs.k8s.io/cri-tools@v$v" \
+     $(for m in api apimachinery client-go cri-api cri-client kubectl kubelet cli-runtime component-base; do
+         printf 'k8s.io/%s@%s ' "$m" "$k"; done) &&
+   GONOSUMDB=sigs.k8s.io/cri-tools go build -trimpath \
+     -ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$v" -o "$out/" sigs.k8s.io/cri-tools/cmd/crictl)
+  rm -rf "$w"
+}
+
 build_install() { # build_install PKG VERSION OUT LDFLAGS
   GOBIN=$3 go install -trimpath -ldflags "-s -w $4" "$1@v$2"
 }
@@ -84,7 +104,7 @@ build_one() {
   case $c in
     containerd2) build_containerd github.com/containerd/containerd/v2 "$v" "$tmp" ;;
     containerd17) build_containerd github.com/containerd/containerd "$v" "$tmp" ;;
-    crictl) build_install sigs.k8s.io/cri-tools/cmd/crictl "$v" "$tmp" "-X sigs.k8s.io/cri-tools/pkg/version.Version=$v" ;;
+    crictl) build_crictl "$v" "$tmp" ;;
     etcd) build_etcd "$v" "$tmp" ;;
     kubernetes) build_kubernetes "$v" "$tmp" ;;
     helm) build_install helm.sh/helm/v3/cmd/helm "$v" "$tmp" "-X helm.sh/helm/v3/internal/version.version=v$v" ;;
