@@ -7,7 +7,8 @@
 //! - `LIST_DIR=PATH`: `entry NAME` per directory entry (sorted), or `list error: ...`.
 //! - `READ_FILE=PATH`: `read ok: CONTENT` (trailing newline trimmed), or `read error: ...`.
 //! - `WRITE_FILE=PATH`: writes a line there; `write ok` or `write error: ...`.
-//! - `EXIT_CODE=N`: exit code (default 0).
+//! - `EXIT_CODE=N`: exit code 0..=255 (default 0), through wasi:cli/exit.exit-with-code
+//!   (WASI 0.2.12) when non-zero, so the host sees N itself rather than just "error".
 
 use std::io::Write;
 
@@ -49,9 +50,12 @@ fn main() {
 
     let code = std::env::var("EXIT_CODE")
         .ok()
-        .and_then(|s| s.trim().parse::<i32>().ok())
+        .and_then(|s| s.trim().parse::<u8>().ok())
         .unwrap_or(0);
-    std::process::exit(code);
+    if code != 0 {
+        let _ = std::io::stderr().flush();
+        wasi::cli::exit::exit_with_code(code);
+    }
 }
 
 fn list_dir(dir: &str) -> Vec<String> {
