@@ -1,0 +1,70 @@
+# Helpers shared by the cluster scripts: logging, daemons with pid files, waiting. Sourced.
+# shellcheck shell=bash
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# wait_for SECONDS DESCRIPTION CMD...: polls CMD every 0.2 s until it succeeds or time runs out.
+wait_for() {
+  local secs=$1 what=$2 deadline; shift 2
+  deadline=$(( $(date +%s) + secs ))
+  until "$@" >/dev/null 2>&1; do
+    (( $(date +%s) < deadline )) || { log "timed out after ${secs}s waiting for $what"; return 1; }
+    sleep 0.2
+  done
+}
+
+# pid_alive PIDFILE: true when the process recorded in PIDFILE runs and still is the binary we started
+# (its /proc/PID/exe matches the one saved beside the pid), so a reused pid is never mistaken for ours.
+pid_alive() {
+  local pf=$1 pid exe
+  [[ -s $pf ]] || return 1
+  read -r pid exe < "$pf"
+  [[ -d /proc/$pid ]] && [[ $(readlink "/proc/$pid/exe" 2>/dev/null) == "$exe" ]]
+}
+
+# start_daemon NAME PIDDIR LOGDIR CMD...: runs CMD in its own session (setsid) with nohup, so it
+# outlives the calling shell and make (there is no init system to own it), logging to LOGDIR/NAME.log.
+# A daemon already alive is left alone, which is what makes `cluster-up` idempotent.
+start_daemon() {
+  local name=$1 piddir=$2 logdir=$3 pf exe; shift 3
+  pf=$piddir/$name.pid
+  if pid_alive "$pf"; then log "$name already running (pid $(cut -d' ' -f1 "$pf"))"; return 0; fi
+  mkdir -p "$piddir" "$logdir"
+  exe=$(readlink -f "$(command -v "$1")") || die "$name: $1 not found"
+  log "starting $name"
+  # The child writes its own pid before exec, so the pid is the daemon's even if setsid had to fork.
+  setsid nohup bash -c 'echo "$$ $0" > "$1"; shift; exec "$@"' "$exe" "$pf" "$@" \
+    >> "$logdir/$name.log" 2>&1 < /dev/null &
+  wait_for 5 "$name pid file" test -s "$pf" || die "$name did not start"
+}
+
+# stop_daemon NAME PIDDIR [SECONDS]: SIGTERM, then SIGKILL after SECONDS (default 10); removes the pid file.
+stop_daemon() {
+  local name=$1 piddir=$2 secs=${3:-10} pf pid i
+  pf=$piddir/$name.pid
+  if pid_alive "$pf"; then
+    read -r pid _ < "$pf"
+    log "stopping $name (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < secs * 10; i++)); do [[ -d /proc/$pid ]] || break; sleep 0.1; done
+    if [[ -d /proc/$pid ]]; then log "$name ignored SIGTERM; killing"; kill -KILL "$pid" 2>/dev/null || true; fi
+    for ((i = 0; i < 50; i++)); do [[ -d /proc/$pid ]] || break; sleep 0.1; done
+  fi
+  rm -f "$pf"
+}
+
+# ensure_packages PKG...: apt-get installs only the Debian packages that are missing (CI starts fresh).
+ensure_packages() {
+  local missing=() p
+  for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
+  ((${#missing[@]})) || return 0
+  log "installing Debian packages: ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2 ||
+    { apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2; }
+}
+
+# free_port: a currently unused loopback TCP port (the kernel picks it).
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
