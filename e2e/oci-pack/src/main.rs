@@ -3,11 +3,12 @@
 //! Prints the manifest digest on stdout.
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
-use oci_pack::image::{self, ImageOpts, Packed, WASM_LAYER_MEDIA_TYPES};
+use oci_pack::image::{self, ImageOpts, Packed};
 use oci_pack::wasm::{Kind, describe_component, magic_hex};
 
 #[derive(Parser)]
@@ -38,7 +39,8 @@ enum Cmd {
         common: Common,
         #[command(flatten)]
         platform: Platform,
-        /// Layer media type, e.g. application/vnd.bytecodealliance.wasm.component.layer.v0+wasm.
+        /// Layer media type, written as given (unknown ones too, for bad-input tests), e.g.
+        /// application/vnd.bytecodealliance.wasm.component.layer.v0+wasm.
         #[arg(long)]
         media_type: String,
         /// The config's Entrypoint (CRI requires some command).
@@ -89,8 +91,18 @@ struct Platform {
     os: String,
 }
 
-fn main() -> Result<()> {
-    match Cli::parse().cmd {
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("oci-pack: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
         Cmd::Rootfs {
             common,
             platform,
@@ -106,11 +118,6 @@ fn main() -> Result<()> {
             media_type,
             entrypoint,
         } => {
-            if !WASM_LAYER_MEDIA_TYPES.contains(&media_type.as_str()) {
-                eprintln!(
-                    "oci-pack: note: {media_type} is not a Wasm layer media type wasmpod accepts"
-                );
-            }
             let data = read(&common.wasm)?;
             let opts = opts(&common, &platform)?;
             write(
