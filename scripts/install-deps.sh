@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what building and testing wasmpod needs on a fresh Debian 12 machine. Idempotent:
+# each step checks first, so a warm run takes a second or two.
+set -euo pipefail
+
+APT_PACKAGES=(
+  protobuf-compiler          # containerd-client and the shim protos generate code with protoc
+  runc                       # native containers of a pod (pause, sidecars)
+  containernetworking-plugins
+  docker-registry            # the local OCI registry of the tests
+  skopeo                     # pushes OCI archives to it
+  busybox-static             # shell/wget/nslookup in test images
+  iptables iproute2 jq curl socat
+  libc6-dev                  # static pause binary
+  libssl-dev pkg-config      # oci-pack (test image packer) links OpenSSL through oci-client
+  wrk hyperfine              # benchmarks
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "==> apt-get install ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+for t in wasm32-wasip2 wasm32-wasip1; do
+  rustup target list --installed | grep -qx "$t" || rustup target add "$t"
+done
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt

@@ -1,0 +1,179 @@
+//! The node's cache of compiled code.
+//!
+//! Entries live in `<root>/<engine compatibility hash>/<wasm sha256>.cwasm`, so an engine with
+//! other settings or another wasmtime version never sees them. Each entry has a sidecar
+//! `.sha256` of its bytes: deserialising compiled code is only sound for bytes this engine
+//! wrote, so an entry whose bytes do not match (truncated, corrupted, tampered) is thrown
+//! away and recompiled instead of being trusted. Loads are `deserialize_file`, i.e. mmap:
+//! every pod of the same component shares the same page-cache pages of code.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sha2::{Digest, Sha256};
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+use crate::engine::Compiled;
+
+/// Where a compiled guest came from, for logs and tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheOutcome {
+    Hit,
+    /// Compiled now and written to the cache.
+    Stored,
+    /// Compiled now; the cache could not be written (logged).
+    Uncached,
+}
+
+pub struct CompileCache {
+    dir: PathBuf,
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+}
+
+impl CompileCache {
+    pub fn open(root: &Path, engine: &Engine) -> Self {
+        let mut h = DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut h);
+        Self {
+            dir: root.join(format!("{:016x}", h.finish())),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    fn paths(&self, digest: &str) -> (PathBuf, PathBuf) {
+        let name = digest.replace(':', "-");
+        (
+            self.dir.join(format!("{name}.cwasm")),
+            self.dir.join(format!("{name}.sha256")),
+        )
+    }
+
+    /// Loads a verified entry; a missing, corrupt or stale one gives `None` (and is removed).
+    pub fn load(
+        &self,
+        engine: &Engine,
+        digest: &str,
+        component: bool,
+    ) -> Option<(Compiled, CacheOutcome)> {
+        let (code, sum) = self.paths(digest);
+        let expected = std::fs::read_to_string(&sum).ok()?;
+        let bytes = match std::fs::read(&code) {
+            Ok(b) => b,
+            Err(_) => return None,
+        };
+        if hex::encode(Sha256::digest(&bytes)) != expected.trim() {
+            tracing::warn!(digest, path = %code.display(), "compile cache entry does not match its checksum; recompiling");
+            self.discard(&code, &sum);
+            return None;
+        }
+        drop(bytes);
+        // SAFETY: the file's bytes match the checksum written together with them by an engine
+        // with this compatibility hash, and wasmtime checks the header again.
+        let loaded = unsafe {
+            if component {
+                Component::deserialize_file(engine, &code).map(Compiled::Component)
+            } else {
+                wasmtime::Module::deserialize_file(engine, &code).map(Compiled::Module)
+            }
+        };
+        match loaded {
+            Ok(c) => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(digest, path = %code.display(), "compile cache hit");
+                Some((c, CacheOutcome::Hit))
+            }
+            Err(e) => {
+                tracing::warn!(digest, error = %e, "compile cache entry rejected by wasmtime; recompiling");
+                self.discard(&code, &sum);
+                None
+            }
+        }
+    }
+
+    /// Writes an entry atomically (temp file + rename, checksum last).
+    pub fn store(&self, digest: &str, artifact: &[u8]) -> CacheOutcome {
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let (code, sum) = self.paths(digest);
+        let result = (|| -> std::io::Result<()> {
+            std::fs::create_dir_all(&self.dir)?;
+            let tmp = code.with_extension(format!("tmp{}", std::process::id()));
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(artifact)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &code)?;
+            let tmp_sum = sum.with_extension(format!("tmp{}", std::process::id()));
+            std::fs::write(&tmp_sum, hex::encode(Sha256::digest(artifact)))?;
+            std::fs::rename(&tmp_sum, &sum)
+        })();
+        match result {
+            Ok(()) => {
+                tracing::info!(digest, path = %code.display(), "compile cache miss: compiled and stored");
+                CacheOutcome::Stored
+            }
+            Err(e) => {
+                tracing::warn!(digest, error = %e, "compile cache write failed");
+                CacheOutcome::Uncached
+            }
+        }
+    }
+
+    fn discard(&self, code: &Path, sum: &Path) {
+        let _ = std::fs::remove_file(sum);
+        let _ = std::fs::remove_file(code);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine() -> Engine {
+        Engine::default()
+    }
+
+    const WAT: &str = r#"(module (func (export "f") (result i32) i32.const 7))"#;
+
+    #[test]
+    fn second_load_is_a_hit_and_corruption_forces_a_recompile() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = engine();
+        let cache = CompileCache::open(dir.path(), &engine);
+        let wasm = wat_module();
+        let digest = crate::content::sha256_digest(&wasm);
+        assert!(cache.load(&engine, &digest, false).is_none());
+        let art = engine.precompile_module(&wasm).expect("precompile");
+        assert_eq!(cache.store(&digest, &art), CacheOutcome::Stored);
+        assert!(matches!(
+            cache.load(&engine, &digest, false),
+            Some((_, CacheOutcome::Hit))
+        ));
+
+        // Flip one byte in the middle of the code: the checksum must catch it.
+        let (code, _) = cache.paths(&digest);
+        let mut bytes = std::fs::read(&code).expect("read");
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0xff;
+        std::fs::write(&code, bytes).expect("write");
+        assert!(cache.load(&engine, &digest, false).is_none());
+        assert!(!code.exists(), "a corrupt entry is removed");
+    }
+
+    #[test]
+    fn other_engine_settings_use_other_entries() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = CompileCache::open(dir.path(), &engine());
+        let mut cfg = wasmtime::Config::new();
+        cfg.epoch_interruption(true);
+        let b = CompileCache::open(dir.path(), &Engine::new(&cfg).expect("engine"));
+        assert_ne!(a.dir, b.dir);
+    }
+
+    fn wat_module() -> Vec<u8> {
+        wat::parse_str(WAT).expect("wat")
+    }
+}

@@ -1,0 +1,143 @@
+//! The shim's one wasmtime Engine, and compilation through the on-node code cache.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, Module, PoolingAllocationConfig};
+
+use crate::cache::{CacheOutcome, CompileCache};
+use crate::error::{Error, Result};
+use crate::source::WasmSource;
+
+/// How often the epoch advances. Guests yield to the scheduler at each tick, which bounds how
+/// long a guest in a tight loop can hold a thread and how soon a kill takes effect.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Upper bounds of the pooling allocator. They reserve address space, not memory.
+const POOL_INSTANCES: u32 = 1000;
+
+/// A compiled guest.
+pub enum Compiled {
+    Component(Component),
+    Module(Module),
+}
+
+impl Compiled {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Compiled::Component(_) => "component",
+            Compiled::Module(_) => "core module",
+        }
+    }
+}
+
+/// The engine shared by every container of this shim, with its code cache.
+pub struct WasmEngine {
+    pub engine: Engine,
+    pub cache: CompileCache,
+}
+
+impl WasmEngine {
+    /// Builds the engine (pooling allocator when the host allows the reservation, on-demand
+    /// otherwise) and starts the epoch ticker.
+    pub fn new(cache_root: &std::path::Path) -> Result<Arc<Self>> {
+        let engine = match Engine::new(&config(true)) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(error = %e, "pooling allocator unavailable; using on-demand allocation");
+                Engine::new(&config(false)).map_err(|e| Error::Wasm {
+                    id: String::new(),
+                    detail: format!("create wasmtime engine: {e:#}"),
+                })?
+            }
+        };
+        let cache = CompileCache::open(cache_root, &engine);
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("wasm-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .map_err(|source| Error::Io {
+                context: "spawn epoch thread".into(),
+                source,
+            })?;
+        Ok(Arc::new(Self { engine, cache }))
+    }
+
+    /// Compiles `src`, or loads it from the cache when this engine compiled the same bytes
+    /// before. Blocking: call from a blocking thread.
+    pub fn compile(&self, id: &str, src: &WasmSource) -> Result<(Compiled, CacheOutcome)> {
+        let is_component = is_component(&src.bytes);
+        if let Some((compiled, outcome)) = self.cache.load(&self.engine, &src.digest, is_component)
+        {
+            return Ok((compiled, outcome));
+        }
+        let wasm_err = |e: wasmtime::Error| Error::Wasm {
+            id: id.into(),
+            detail: format!("compile {}: {e:#}", src.origin),
+        };
+        let artifact = if is_component {
+            self.engine
+                .precompile_component(&src.bytes)
+                .map_err(wasm_err)?
+        } else {
+            self.engine
+                .precompile_module(&src.bytes)
+                .map_err(wasm_err)?
+        };
+        let outcome = self.cache.store(&src.digest, &artifact);
+        // Load what we just wrote, so even the first pod maps the cached file and every pod
+        // of this component shares its pages; fall back to the in-memory artifact.
+        if let Some((compiled, _)) = self.cache.load(&self.engine, &src.digest, is_component) {
+            return Ok((compiled, outcome));
+        }
+        // SAFETY: `artifact` was produced by this engine a moment ago.
+        let compiled = unsafe {
+            if is_component {
+                Component::deserialize(&self.engine, &artifact).map(Compiled::Component)
+            } else {
+                Module::deserialize(&self.engine, &artifact).map(Compiled::Module)
+            }
+        }
+        .map_err(wasm_err)?;
+        Ok((compiled, outcome))
+    }
+}
+
+fn config(pooling: bool) -> Config {
+    let mut cfg = Config::new();
+    cfg.wasm_component_model(true);
+    cfg.epoch_interruption(true);
+    if pooling {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(POOL_INSTANCES)
+            .total_core_instances(POOL_INSTANCES)
+            .total_memories(POOL_INSTANCES)
+            .total_tables(POOL_INSTANCES)
+            .total_stacks(POOL_INSTANCES);
+        cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    cfg
+}
+
+/// The Wasm binary header: bytes 4..8 are version and layer; layer 1 is a component.
+pub fn is_component(bytes: &[u8]) -> bool {
+    bytes.len() >= 8 && bytes[6..8] == [1, 0]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_layer_tells_components_from_modules() {
+        assert!(is_component(b"\0asm\x0d\0\x01\0"));
+        assert!(!is_component(b"\0asm\x01\0\0\0"));
+        assert!(!is_component(b"\0asm"));
+    }
+}

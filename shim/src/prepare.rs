@@ -1,0 +1,238 @@
+//! Turns a Create request into a ready container: mounts the rootfs, finds what to run,
+//! compiles and links Wasm (through the code cache) or creates the runc container.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use containerd_shim_protos::api::CreateTaskRequest;
+use oci_spec::runtime::Spec;
+
+use crate::cgroup::ThreadCgroup;
+use crate::container::{Container, Kind, NativeRun, ThreadSetup, WasmRun, unmount};
+use crate::content::ContentStore;
+use crate::engine::WasmEngine;
+use crate::error::{Error, IoContext, Result};
+use crate::guest::{GuestEnv, Program};
+use crate::http::listen_addr;
+use crate::netns::NetNs;
+use crate::runc::Runc;
+use crate::source::{Resolved, resolve};
+use crate::stdio::{StdioPaths, open_input, open_output};
+
+pub struct Prepare<'a> {
+    pub namespace: &'a str,
+    pub engine: &'a Arc<WasmEngine>,
+    pub store: Option<&'a ContentStore>,
+    pub systemd_cgroup: bool,
+}
+
+impl Prepare<'_> {
+    pub async fn container(&self, req: &CreateTaskRequest) -> Result<Arc<Container>> {
+        let bundle = Path::new(&req.bundle).to_path_buf();
+        let spec = Spec::load(bundle.join("config.json"))
+            .map_err(|e| Error::InvalidArgument(format!("read {}/config.json: {e}", req.bundle)))?;
+        let stdio = StdioPaths {
+            stdin: req.stdin.clone(),
+            stdout: req.stdout.clone(),
+            stderr: req.stderr.clone(),
+            terminal: req.terminal,
+        };
+        let rootfs = bundle.join("rootfs");
+        for m in &req.rootfs {
+            std::fs::create_dir_all(&rootfs)
+                .io_context(|| format!("create {}", rootfs.display()))?;
+            containerd_shim::mount::mount_rootfs(
+                Some(m.type_.as_str()).filter(|t| !t.is_empty()),
+                Some(m.source.as_str()).filter(|s| !s.is_empty()),
+                &m.options,
+                &rootfs,
+            )?;
+        }
+        let resolved = match resolve(&req.id, &spec, &rootfs, self.store).await {
+            Ok(r) => r,
+            Err(e) => {
+                unmount(&rootfs);
+                report_to_container(&stdio, &e);
+                return Err(e);
+            }
+        };
+        let result = match resolved {
+            Resolved::Native { path } => {
+                tracing::info!(id = %req.id, entrypoint = %path.display(), "native container: delegating to runc");
+                self.native(req, bundle.clone(), stdio.clone(), rootfs.clone())
+                    .await
+            }
+            Resolved::Wasm(src) => {
+                // The guest never sees the rootfs; nothing stays mounted for it.
+                unmount(&rootfs);
+                self.wasm(req, &spec, bundle.clone(), stdio.clone(), src)
+                    .await
+            }
+        };
+        if let Err(e) = &result {
+            report_to_container(&stdio, e);
+        }
+        result
+    }
+
+    async fn native(
+        &self,
+        req: &CreateTaskRequest,
+        bundle: std::path::PathBuf,
+        stdio: StdioPaths,
+        rootfs: std::path::PathBuf,
+    ) -> Result<Arc<Container>> {
+        let runc = Runc::new(self.namespace, &req.id, &bundle, self.systemd_cgroup);
+        let created = runc
+            .create(
+                open_input(&stdio.stdin)?,
+                open_output(&stdio.stdout)?,
+                open_output(&stdio.stderr)?,
+            )
+            .await;
+        let pid = match created {
+            Ok(pid) => pid,
+            Err(e) => {
+                unmount(&rootfs);
+                return Err(e);
+            }
+        };
+        Ok(Container::new(
+            req.id.clone(),
+            bundle,
+            stdio,
+            pid,
+            Kind::Native(NativeRun { runc, rootfs }),
+        ))
+    }
+
+    async fn wasm(
+        &self,
+        req: &CreateTaskRequest,
+        spec: &Spec,
+        bundle: std::path::PathBuf,
+        stdio: StdioPaths,
+        src: crate::source::WasmSource,
+    ) -> Result<Arc<Container>> {
+        let id = req.id.clone();
+        if req.terminal {
+            return Err(Error::InvalidArgument(format!(
+                "container {id}: Wasm guests have no terminal; run without -t/tty"
+            )));
+        }
+        let engine = self.engine.clone();
+        let (digest, origin, world) = (src.digest.clone(), src.origin.clone(), src.world);
+        let compile_id = id.clone();
+        let (compiled, outcome) =
+            tokio::task::spawn_blocking(move || engine.compile(&compile_id, &src))
+                .await
+                .map_err(|e| Error::Wasm {
+                    id: id.clone(),
+                    detail: format!("compile task failed: {e}"),
+                })??;
+        let kind = compiled.kind();
+        let program = Program::prepare(&self.engine.engine, compiled, world).map_err(|detail| {
+            Error::Wasm {
+                id: id.clone(),
+                detail: format!("{origin}: {detail}"),
+            }
+        })?;
+        tracing::info!(%id, %digest, %origin, kind, world = program.kind(), cache = ?outcome, "Wasm guest ready");
+
+        let netns = NetNs::from_spec(spec)?;
+        let env = GuestEnv::from_spec(
+            spec,
+            open_output(&stdio.stdout)?,
+            open_output(&stdio.stderr)?,
+            matches!(netns, NetNs::Joined(_)),
+        );
+        let env = Arc::new(env);
+        let cgroup = ThreadCgroup::from_spec(spec)
+            .io_context(|| format!("set up the cgroup of container {id}"))?;
+        let setup = Arc::new(ThreadSetup::default());
+        let http_addr =
+            match program {
+                Program::Http(_) => Some(listen_addr(&env).map_err(|detail| {
+                    Error::InvalidArgument(format!("container {id}: {detail}"))
+                })?),
+                _ => None,
+            };
+        let workers = if matches!(program, Program::Http(_)) {
+            2
+        } else {
+            1
+        };
+        let runtime = {
+            let (netns, cgroup, setup) = (netns.clone(), cgroup.clone(), setup.clone());
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(workers)
+                .max_blocking_threads(4)
+                .thread_name(format!("wasm-{}", &id[..id.len().min(12)]))
+                .enable_all()
+                .on_thread_start(move || {
+                    if let Err(e) = netns.enter_current_thread() {
+                        tracing::error!(error = %e, "guest thread could not join the pod network namespace");
+                        setup.failed.store(true, Ordering::SeqCst);
+                    }
+                    if let Err(e) = cgroup.enter_current_thread() {
+                        tracing::warn!(error = %e, "guest thread could not join the container cgroup");
+                    }
+                })
+                .build()
+                .io_context(|| format!("start the runtime of container {id}"))?
+        };
+        let listener = match http_addr {
+            Some(addr) => {
+                // Bound on a runtime thread, so the socket belongs to the pod's network namespace.
+                let bound = match runtime
+                    .spawn(async move { tokio::net::TcpListener::bind(addr).await })
+                    .await
+                {
+                    Ok(Ok(l)) => l,
+                    Ok(Err(source)) => {
+                        runtime.shutdown_background();
+                        return Err(Error::Io {
+                            context: format!("container {id}: listen on {addr}"),
+                            source,
+                        });
+                    }
+                    Err(e) => {
+                        runtime.shutdown_background();
+                        return Err(Error::Wasm {
+                            id,
+                            detail: format!("bind task failed: {e}"),
+                        });
+                    }
+                };
+                tracing::info!(%id, %addr, "HTTP guest listening");
+                Some(bound)
+            }
+            None => None,
+        };
+        if setup.failed.load(Ordering::SeqCst) {
+            runtime.shutdown_background();
+            return Err(Error::FailedPrecondition(format!(
+                "container {id}: could not enter the pod network namespace; refusing to run the guest on the node's network"
+            )));
+        }
+        let pid = std::process::id();
+        let run = WasmRun::new(
+            self.engine.engine.clone(),
+            program,
+            env,
+            cgroup,
+            runtime,
+            listener,
+        );
+        Ok(Container::new(id, bundle, stdio, pid, Kind::Wasm(run)))
+    }
+}
+
+/// Puts a failed create's reason into the container's log, where `kubectl logs` and
+/// `ctr` users look first.
+fn report_to_container(stdio: &StdioPaths, e: &Error) {
+    if let Ok(Some(mut f)) = open_output(&stdio.stderr) {
+        let _ = std::io::Write::write_all(&mut f, format!("wasmpod: {e}\n").as_bytes());
+    }
+}

@@ -1,0 +1,543 @@
+//! The shim under a real containerd (2.x by default; `WASMPOD_TEST_CONTAINERD=1.7` for 1.7),
+//! driven with `ctr`. Needs root, runc, docker-registry and skopeo (make deps).
+
+// Test code: a failed unwrap is a failed test, with its location.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use support::{Containerd, NetNs, Registry, component, text};
+
+const POD: &str = "io.kubernetes.cri.sandbox-id=";
+
+#[test]
+fn command_component_gets_its_args_and_env_and_exit_code() {
+    let cd = Containerd::start();
+    let img = cd.import(
+        "hello-cli",
+        &[
+            "rootfs",
+            "--wasm",
+            component("hello-cli").to_str().unwrap(),
+            "--entrypoint",
+            "/hello.wasm",
+        ],
+    );
+    let (code, out, err) = cd.run_rm(
+        &img,
+        "cli1",
+        &[
+            "--env",
+            "EXIT_CODE=7",
+            "--env",
+            "GREETING=hi",
+            "--env",
+            "WASMPOD_HTTP_PORT=9999",
+            "--",
+            "/hello.wasm",
+            "one",
+            "two",
+        ],
+    );
+    // ctr run takes the args after the id; run_rm puts them after the image instead.
+    assert_eq!(
+        code, 7,
+        "exit code of the guest becomes the task's\nstdout:\n{out}\nstderr:\n{err}"
+    );
+    assert!(out.contains("hello from wasmpod"), "{out}");
+    assert!(
+        out.contains("arg[1]=one") && out.contains("arg[2]=two"),
+        "{out}"
+    );
+    assert!(out.contains("env GREETING=hi"), "{out}");
+    assert!(
+        !out.contains("WASMPOD_HTTP_PORT"),
+        "shim settings must not reach the guest: {out}"
+    );
+}
+
+#[test]
+fn preview1_module_runs() {
+    let cd = Containerd::start();
+    let img = cd.import(
+        "hello-p1",
+        &[
+            "rootfs",
+            "--wasm",
+            component("hello-p1").to_str().unwrap(),
+            "--entrypoint",
+            "/p1.wasm",
+        ],
+    );
+    let (code, out, err) = cd.run_rm(&img, "p1", &["--env", "EXIT_CODE=3"]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(out.contains("hello from wasip1"), "{out}");
+}
+
+#[test]
+fn second_container_of_a_component_hits_the_compile_cache() {
+    let cd = Containerd::start();
+    let img = cd.import(
+        "hello-cli",
+        &[
+            "rootfs",
+            "--wasm",
+            component("hello-cli").to_str().unwrap(),
+            "--entrypoint",
+            "/hello.wasm",
+        ],
+    );
+    assert_eq!(cd.run_rm(&img, "c1", &[]).0, 0);
+    assert_eq!(cd.run_rm(&img, "c2", &[]).0, 0);
+    let log = cd.log();
+    assert_eq!(
+        log.matches("compile cache miss").count(),
+        1,
+        "first run compiles once:\n{log}"
+    );
+    assert_eq!(
+        log.matches("compile cache hit").count(),
+        1,
+        "second run loads from cache:\n{log}"
+    );
+    let entries = std::fs::read_dir(&cd.cache_dir)
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(entries, 1, "one engine-hash directory in the cache");
+}
+
+#[test]
+fn corrupt_cache_entry_is_recompiled() {
+    let cd = Containerd::start();
+    let img = cd.import(
+        "hello-cli",
+        &[
+            "rootfs",
+            "--wasm",
+            component("hello-cli").to_str().unwrap(),
+            "--entrypoint",
+            "/hello.wasm",
+        ],
+    );
+    assert_eq!(cd.run_rm(&img, "c1", &[]).0, 0);
+    for dir in std::fs::read_dir(&cd.cache_dir).unwrap().flatten() {
+        for f in std::fs::read_dir(dir.path()).unwrap().flatten() {
+            if f.path().extension().is_some_and(|e| e == "cwasm") {
+                let mut bytes = std::fs::read(f.path()).unwrap();
+                let mid = bytes.len() / 2;
+                bytes[mid] ^= 0x5a;
+                std::fs::write(f.path(), bytes).unwrap();
+            }
+        }
+    }
+    let (code, out, err) = cd.run_rm(&img, "c2", &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let log = cd.log();
+    assert!(log.contains("does not match its checksum"), "{log}");
+    assert_eq!(log.matches("compile cache miss").count(), 2, "{log}");
+}
+
+/// Starts the HTTP component detached in `ns`, logging to a file; returns the log path.
+fn start_http(
+    cd: &Containerd,
+    ns: &NetNs,
+    id: &str,
+    pod: &str,
+    extra: &[&str],
+) -> std::path::PathBuf {
+    let img = cd.import(
+        "hello-http",
+        &[
+            "rootfs",
+            "--wasm",
+            component("hello-http").to_str().unwrap(),
+            "--entrypoint",
+            "/http.wasm",
+        ],
+    );
+    let log = cd.dir.path().join(format!("{id}.log"));
+    let netns = format!("network:{}", ns.path());
+    let log_uri = format!("file://{}", log.display());
+    let annotation = format!("{POD}{pod}");
+    let mut args = vec![
+        "run",
+        "-d",
+        "--runtime",
+        support::RUNTIME,
+        "--with-ns",
+        &netns,
+        "--log-uri",
+        &log_uri,
+        "--annotation",
+        &annotation,
+    ];
+    args.extend_from_slice(extra);
+    args.push(&img);
+    args.push(id);
+    let out = cd.ctr(&args);
+    assert!(
+        out.status.success(),
+        "ctr run -d: {}\n{}",
+        text(&out.stderr),
+        cd.log()
+    );
+    log
+}
+
+#[test]
+fn http_component_serves_in_the_pod_network_namespace_and_drains_on_sigterm() {
+    let cd = Containerd::start();
+    let ns = NetNs::new("wp-http");
+    let log = start_http(&cd, &ns, "web", "pod-a", &[]);
+    let (code, body) = ns
+        .curl("http://127.0.0.1:8080/", Duration::from_secs(20))
+        .expect("server answers in the namespace");
+    assert_eq!((code, body.as_str()), (200, "hello from wasmpod http\n"));
+    // The node's own loopback must not have it.
+    assert!(
+        std::net::TcpStream::connect("127.0.0.1:8080").is_err(),
+        "listening on the node network"
+    );
+    // h2c with prior knowledge.
+    let out = support::run(std::process::Command::new("ip").args([
+        "netns",
+        "exec",
+        "wp-http",
+        "curl",
+        "-s",
+        "--http2-prior-knowledge",
+        "http://127.0.0.1:8080/",
+    ]));
+    assert_eq!(text(&out.stdout), "hello from wasmpod http\n");
+    // Handler output reaches the container's stdout.
+    ns.curl("http://127.0.0.1:8080/print", Duration::from_secs(5))
+        .expect("print");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("handled /print"),
+        "handler prints reach the log"
+    );
+
+    // A slow request in flight when SIGTERM arrives still completes, and the task exits 0.
+    let slow = std::thread::spawn(move || {
+        let out = support::run(std::process::Command::new("ip").args([
+            "netns",
+            "exec",
+            "wp-http",
+            "curl",
+            "-s",
+            "-w",
+            " %{http_code}",
+            "http://127.0.0.1:8080/sleep?ms=1500",
+        ]));
+        text(&out.stdout)
+    });
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(
+        cd.ctr(&["task", "kill", "-s", "SIGTERM", "web"])
+            .status
+            .success()
+    );
+    let answered = slow.join().expect("slow request");
+    assert!(
+        answered.ends_with(" 200"),
+        "in-flight request drained: {answered}"
+    );
+    assert_eq!(
+        cd.wait_stopped("web", Duration::from_secs(10)),
+        Some(0),
+        "drained server exits 0"
+    );
+}
+
+#[test]
+fn bad_inputs_fail_clearly_and_the_pod_shim_keeps_serving() {
+    let cd = Containerd::start();
+    let ns = NetNs::new("wp-bad");
+    start_http(&cd, &ns, "good", "pod-b", &[]);
+    assert!(
+        ns.curl("http://127.0.0.1:8080/", Duration::from_secs(20))
+            .is_some()
+    );
+    let shim_pids = || {
+        text(
+            &support::run(
+                std::process::Command::new("pgrep")
+                    .arg("-f")
+                    .arg("containerd-shim-wasmpod-v1"),
+            )
+            .stdout,
+        )
+    };
+    let before = shim_pids();
+    let annotation = format!("{POD}pod-b");
+    let with_pod = ["--annotation", annotation.as_str()];
+
+    let notwasm = cd.dir.path().join("notwasm.txt");
+    std::fs::write(&notwasm, "hello, I am text\n").unwrap();
+    let (cli, noworld) = (component("hello-cli"), component("no-world"));
+    let (notwasm, cli, noworld) = (
+        notwasm.to_str().unwrap(),
+        cli.to_str().unwrap(),
+        noworld.to_str().unwrap(),
+    );
+    let cases: Vec<(&str, Vec<&str>, &str)> = vec![
+        (
+            "not-wasm",
+            vec!["rootfs", "--file", notwasm, "--entrypoint", "/app.wasm"],
+            "is not a Wasm binary",
+        ),
+        (
+            "missing",
+            vec!["rootfs", "--wasm", cli, "--entrypoint", "/app.wasm"],
+            "not found in the image",
+        ),
+        (
+            "no-world",
+            vec!["rootfs", "--wasm", noworld, "--entrypoint", "/app.wasm"],
+            "exports neither wasi:cli/run nor wasi:http/incoming-handler",
+        ),
+        (
+            "unknown-layer",
+            vec![
+                "layer",
+                "--wasm",
+                cli,
+                "--media-type",
+                "application/vnd.example.unknown",
+            ],
+            "application/vnd.example.unknown",
+        ),
+    ];
+    for (name, args, expected) in cases {
+        let img = cd.import(name, &args);
+        let mut run_args = with_pod.to_vec();
+        if name == "missing" {
+            run_args.extend(["--", "/missing.wasm"]);
+        }
+        let (code, out, err) = cd.run_rm(&img, name, &run_args);
+        assert_ne!(code, 0, "{name} must not run");
+        assert!(
+            err.contains(expected) || out.contains(expected),
+            "{name}: expected '{expected}' in the error, got:\n{out}\n{err}"
+        );
+        assert!(
+            ns.curl("http://127.0.0.1:8080/", Duration::from_secs(5))
+                .is_some(),
+            "{name} took the pod's shim down"
+        );
+        let _ = cd.ctr(&["containers", "delete", name]);
+    }
+
+    // A trap at start: non-zero status, the trap message in the container's log.
+    let img = cd.import(
+        "trap",
+        &[
+            "rootfs",
+            "--wasm",
+            component("trap-start").to_str().unwrap(),
+            "--entrypoint",
+            "/trap.wasm",
+        ],
+    );
+    let (code, out, err) = cd.run_rm(&img, "trap", &with_pod);
+    assert_eq!(code, 134, "{out}{err}");
+    assert!(err.contains("guest trapped"), "{err}");
+
+    // Over the memory limit: trap with a message saying so, status 137, TaskOOM published.
+    let events = cd.dir.path().join("events.txt");
+    let mut ev = std::process::Command::new(cd.bin.join("ctr"))
+        .arg("--address")
+        .arg(cd.socket())
+        .arg("events")
+        .stdout(std::fs::File::create(&events).unwrap())
+        .spawn()
+        .unwrap();
+    let img = cd.import(
+        "hog",
+        &[
+            "rootfs",
+            "--wasm",
+            component("memory-hog").to_str().unwrap(),
+            "--entrypoint",
+            "/hog.wasm",
+        ],
+    );
+    let mut args = with_pod.to_vec();
+    args.extend(["--memory-limit", "67108864"]);
+    let (code, out, err) = cd.run_rm(&img, "hog", &args);
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = ev.kill();
+    let _ = ev.wait();
+    assert_eq!(code, 137, "{out}{err}");
+    assert!(
+        err.contains("over the container's memory limit of 67108864 bytes"),
+        "{err}"
+    );
+    let evs = std::fs::read_to_string(&events).unwrap_or_default();
+    assert!(
+        evs.contains("/tasks/oom"),
+        "TaskOOM event published:\n{evs}"
+    );
+
+    // An infinite loop stops at once on SIGKILL.
+    let img = cd.import(
+        "loop",
+        &[
+            "rootfs",
+            "--wasm",
+            component("infinite-loop").to_str().unwrap(),
+            "--entrypoint",
+            "/loop.wasm",
+        ],
+    );
+    let mut args = vec!["run", "-d", "--runtime", support::RUNTIME];
+    args.extend(with_pod);
+    args.extend([img.as_str(), "loop"]);
+    assert!(cd.ctr(&args).status.success());
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        cd.ctr(&["task", "kill", "-s", "SIGKILL", "loop"])
+            .status
+            .success()
+    );
+    assert_eq!(cd.wait_stopped("loop", Duration::from_secs(5)), Some(137));
+
+    assert_eq!(
+        shim_pids(),
+        before,
+        "one shim for the pod, still the same process"
+    );
+    assert!(
+        ns.curl("http://127.0.0.1:8080/", Duration::from_secs(5))
+            .is_some()
+    );
+}
+
+#[test]
+fn wasm_layers_and_the_cncf_artifact_run_from_a_registry() {
+    let cd = Containerd::start();
+    let reg = Registry::start();
+    let cli = component("hello-cli");
+    let cli = cli.to_str().unwrap();
+    for (i, mt) in [
+        "application/vnd.bytecodealliance.wasm.component.layer.v0+wasm",
+        "application/vnd.wasm.content.layer.v1+wasm",
+        "application/vnd.module.wasm.content.layer.v1+wasm",
+        "application/wasm",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let (_, tar) = cd.pack(
+            &format!("layer{i}"),
+            &["layer", "--wasm", cli, "--media-type", mt],
+        );
+        let reference = reg.push(&tar, &format!("layer{i}"));
+        let out = cd.ctr(&["images", "pull", "--plain-http", &reference]);
+        assert!(out.status.success(), "pull {mt}: {}", text(&out.stderr));
+        let (code, out, err) =
+            cd.run_rm(&reference, &format!("layer{i}"), &["--env", "EXIT_CODE=5"]);
+        assert_eq!(code, 5, "{mt}: {out}{err}");
+        assert!(out.contains("hello from wasmpod"), "{mt}: {out}");
+    }
+}
+
+#[test]
+fn running_containers_survive_a_containerd_restart() {
+    let mut cd = Containerd::start();
+    let ns = NetNs::new("wp-restart");
+    start_http(&cd, &ns, "web", "pod-r", &[]);
+    assert!(
+        ns.curl("http://127.0.0.1:8080/", Duration::from_secs(20))
+            .is_some()
+    );
+    cd.restart();
+    let ls = text(&cd.ctr(&["task", "ls"]).stdout);
+    assert!(
+        ls.lines()
+            .any(|l| l.starts_with("web") && l.contains("RUNNING")),
+        "task reconnected:\n{ls}\n{}",
+        cd.log()
+    );
+    assert!(
+        ns.curl("http://127.0.0.1:8080/", Duration::from_secs(5))
+            .is_some(),
+        "still serving"
+    );
+    let metrics = cd.ctr(&["task", "metrics", "web"]);
+    assert!(
+        metrics.status.success(),
+        "stats after restart: {}",
+        text(&metrics.stderr)
+    );
+    assert!(
+        cd.ctr(&["task", "kill", "-s", "SIGKILL", "web"])
+            .status
+            .success()
+    );
+    assert_eq!(cd.wait_stopped("web", Duration::from_secs(5)), Some(137));
+}
+
+#[test]
+fn native_sidecar_in_a_wasm_pod_runs_with_runc() {
+    let cd = Containerd::start();
+    let img = cd.import(
+        "busybox",
+        &[
+            "rootfs",
+            "--file",
+            "/bin/busybox",
+            "--entrypoint",
+            "/bin/busybox",
+        ],
+    );
+    let annotation = format!("{POD}pod-n");
+    let (code, out, err) = cd.run_rm(
+        &img,
+        "side",
+        &[
+            "--annotation",
+            &annotation,
+            "--",
+            "/bin/busybox",
+            "echo",
+            "native hello",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}\n{}", cd.log());
+    assert!(out.contains("native hello"), "{out}");
+    let (code, _, _) = cd.run_rm(
+        &img,
+        "side2",
+        &[
+            "--annotation",
+            &annotation,
+            "--",
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "exit 4",
+        ],
+    );
+    assert_eq!(code, 4);
+}
+
+#[test]
+fn unsupported_calls_answer_unimplemented() {
+    let cd = Containerd::start();
+    let ns = NetNs::new("wp-exec");
+    start_http(&cd, &ns, "web", "pod-e", &[]);
+    let out = cd.ctr(&["task", "exec", "--exec-id", "x1", "web", "/bin/sh"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("not supported by the wasmpod shim"), "{err}");
+    assert!(
+        ns.curl("http://127.0.0.1:8080/", Duration::from_secs(5))
+            .is_some()
+    );
+}
