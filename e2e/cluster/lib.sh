@@ -20,23 +20,42 @@ pid_alive() {
   local pf=$1 pid exe
   [[ -s $pf ]] || return 1
   read -r pid exe < "$pf"
-  [[ -d /proc/$pid ]] && [[ $(readlink "/proc/$pid/exe" 2>/dev/null) == "$exe" ]]
+  running "$pid" && [[ $(readlink "/proc/$pid/exe" 2>/dev/null) == "$exe" ]]
 }
 
 # start_daemon NAME PIDDIR LOGDIR CMD...: runs CMD in its own session (setsid) with nohup, so it
 # outlives the calling shell and make (there is no init system to own it), logging to LOGDIR/NAME.log.
-# A daemon already alive is left alone, which is what makes `cluster-up` idempotent.
+# A daemon already alive with the same command line is left alone, which is what makes
+# `cluster-up` idempotent; one started with other arguments (scripts changed) is restarted.
 start_daemon() {
-  local name=$1 piddir=$2 logdir=$3 pf exe; shift 3
+  local name=$1 piddir=$2 logdir=$3 pf exe sig; shift 3
   pf=$piddir/$name.pid
-  if pid_alive "$pf"; then log "$name already running (pid $(cut -d' ' -f1 "$pf"))"; return 0; fi
+  sig=$(printf '%s\0' "$@" | sha256sum | cut -d' ' -f1)
+  if pid_alive "$pf"; then
+    if [[ $(cat "$piddir/$name.args" 2>/dev/null) == "$sig" ]]; then
+      log "$name already running (pid $(cut -d' ' -f1 "$pf"))"; return 0
+    fi
+    log "$name runs with other arguments: restarting it"
+    stop_daemon "$name" "$piddir" 20
+  fi
   mkdir -p "$piddir" "$logdir"
+  echo "$sig" > "$piddir/$name.args"
   exe=$(readlink -f "$(command -v "$1")") || die "$name: $1 not found"
   log "starting $name"
   # The child writes its own pid before exec, so the pid is the daemon's even if setsid had to fork.
+  # fd 9 is the cluster-up/down lock (up.sh): a daemon inheriting it would hold the lock forever.
   setsid nohup bash -c 'echo "$$ $0" > "$1"; shift; exec "$@"' "$exe" "$pf" "$@" \
-    >> "$logdir/$name.log" 2>&1 < /dev/null &
+    >> "$logdir/$name.log" 2>&1 < /dev/null 9>&- &
   wait_for 5 "$name pid file" test -s "$pf" || die "$name did not start"
+}
+
+# running PID: the process exists and is not a zombie. Our daemons are orphans reaped by PID 1,
+# which is not an init here and reaps late (recipe §8 P6), so a dead daemon can linger as a zombie.
+running() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [[ ${stat:0:1} != Z ]]
 }
 
 # stop_daemon NAME PIDDIR [SECONDS]: SIGTERM, then SIGKILL after SECONDS (default 10); removes the pid file.
@@ -47,9 +66,9 @@ stop_daemon() {
     read -r pid _ < "$pf"
     log "stopping $name (pid $pid)"
     kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < secs * 10; i++)); do [[ -d /proc/$pid ]] || break; sleep 0.1; done
-    if [[ -d /proc/$pid ]]; then log "$name ignored SIGTERM; killing"; kill -KILL "$pid" 2>/dev/null || true; fi
-    for ((i = 0; i < 50; i++)); do [[ -d /proc/$pid ]] || break; sleep 0.1; done
+    for ((i = 0; i < secs * 10; i++)); do running "$pid" || break; sleep 0.1; done
+    if running "$pid"; then log "$name ignored SIGTERM; killing"; kill -KILL "$pid" 2>/dev/null || true; fi
+    for ((i = 0; i < 50; i++)); do running "$pid" || break; sleep 0.1; done
   fi
   rm -f "$pf"
 }
@@ -62,6 +81,12 @@ ensure_packages() {
   log "installing Debian packages: ${missing[*]}"
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2 ||
     { apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2; }
+}
+
+# install_if_changed TMP DEST: moves TMP over DEST only when the content differs, so a re-run of
+# cluster-up does not touch files daemons watch (kube-proxy exits when its config file is written).
+install_if_changed() {
+  if cmp -s "$1" "$2"; then rm -f "$1"; else mv "$1" "$2"; fi
 }
 
 # free_port: a currently unused loopback TCP port (the kernel picks it).
