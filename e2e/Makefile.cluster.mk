@@ -3,17 +3,17 @@
 #
 #   make cluster-up [CONTAINERD=2|1.7] [WASMPOD_SHIM=path]   boot (or re-check) the local cluster
 #   make cluster-down                                         stop it and undo every host change
-#   make cluster-logs [LINES=40]                              component logs + pods + events
+#   make cluster-logs [LOG_LINES=40]                          component logs + pods + events
 #   make cluster-test [WASM_HTTP_IMAGE=.. WASM_CLIENT_IMAGE=..] tests against the running cluster
 #   make cluster-config-check                                 containerd configs (2 and 1.7) load
 #   make cluster-deps                                         build the pinned Go binaries
 #   make kind-up / kind-down [KIND_CLUSTER=wasmpod]           kind path (needs Docker or Podman)
-#   make kind-config-check                                    static check of e2e/kind config
+#   make kind-config-check                                    static check of e2e/kind config + scripts
 
 WASMPOD_E2E := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
-CONTAINERD ?= 2
-WASMPOD_SHIM ?= /var/cache/wasmpod/target/release/containerd-shim-wasmpod-v1
-export CONTAINERD WASMPOD_SHIM
+# CONTAINERD (2 or 1.7) and WASMPOD_SHIM default in e2e/cluster/env.sh; give them on the make
+# command line (command-line variables reach the recipes' environment). Without CONTAINERD, the
+# scripts use the line of the running cluster, else 2.
 
 .PHONY: cluster-up cluster-down cluster-logs cluster-test cluster-config-check cluster-deps \
         kind-up kind-down kind-config-check
@@ -44,3 +44,4 @@ kind-down:
 
 kind-config-check:
 	$(WASMPOD_E2E)/kind/check-config.sh
+	$(WASMPOD_E2E)/kind/test-scripts.sh

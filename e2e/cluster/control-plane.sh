@@ -9,7 +9,7 @@ source "$CLUSTER_DIR/lib.sh"
 
 KC=$KCFG
 start() {
-  mkdir -p "$STATE/etcd"
+  install -d -m 700 "$STATE/etcd"   # etcd warns about anything wider
   # The data dir is scratch for a test cluster, but fsync is kept: cluster-up is not a benchmark
   # and a crash should not corrupt what tests left behind for debugging.
   start_daemon etcd "$PIDS" "$LOGS" "$ETCD_BIN/etcd" --name=n1 --data-dir="$STATE/etcd" \

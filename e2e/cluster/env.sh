@@ -8,13 +8,6 @@ E2E_DIR=$(dirname "$CLUSTER_DIR")
 # shellcheck source=../versions.env
 source "$E2E_DIR/versions.env"
 
-# containerd line: 2 (default, what kind >= 0.27 ships) or 1.7 (oldest supported).
-CONTAINERD=${CONTAINERD:-2}
-case $CONTAINERD in
-  2) CONTAINERD_COMPONENT=containerd2 ;;
-  1.7) CONTAINERD_COMPONENT=containerd17 ;;
-  *) echo "CONTAINERD must be 2 or 1.7, not '$CONTAINERD'" >&2; exit 2 ;;
-esac
 # The shim under test; may not exist yet: the cluster boots anyway, only wasmpod pods then fail.
 WASMPOD_SHIM=${WASMPOD_SHIM:-/var/cache/wasmpod/target/release/containerd-shim-wasmpod-v1}
 
@@ -23,6 +16,14 @@ WASMPOD_SHIM=${WASMPOD_SHIM:-/var/cache/wasmpod/target/release/containerd-shim-w
 # Both names are private to this cluster so the shim's own tests (private containerds) never collide.
 STATE=${WASMPOD_CLUSTER_STATE:-/var/lib/wasmpod-cluster}
 RUNDIR=${WASMPOD_CLUSTER_RUN:-/run/wasmpod-cluster}
+# containerd line: 2 (default, what kind >= 0.27 ships) or 1.7 (oldest supported). Unset, it is
+# the line the running cluster was started with, so logs/test/down need no CONTAINERD=.
+CONTAINERD=${CONTAINERD:-$(cat "$STATE/containerd-line" 2>/dev/null || echo 2)}
+case $CONTAINERD in
+  2) CONTAINERD_COMPONENT=containerd2 ;;
+  1.7) CONTAINERD_COMPONENT=containerd17 ;;
+  *) echo "CONTAINERD must be 2 or 1.7, not '$CONTAINERD'" >&2; exit 2 ;;
+esac
 LOGS=$STATE/logs
 PIDS=$STATE/pids
 PKI=$STATE/pki

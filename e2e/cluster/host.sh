@@ -46,6 +46,8 @@ prepare() {
   if [[ ! -e $SAVED/nft-tables ]]; then
     nft list tables > "$SAVED/nft-tables" 2>/dev/null || true
     [[ -e /var/lib/kubelet ]] || touch "$SAVED/created-var-lib-kubelet"
+    # The wasmpod shim keeps its runc state in /run/wasmpod (shared with other containerds).
+    [[ -e /run/wasmpod ]] || touch "$SAVED/created-run-wasmpod"
   fi
   "$CLUSTER_DIR/guard.sh" ensure
 }
@@ -78,6 +80,8 @@ restore() {
   fi
   [[ -e $SAVED/nft-tables ]] && remove_new_nft_tables
   [[ -e $SAVED/created-var-lib-kubelet ]] && rm -rf /var/lib/kubelet
+  # Only empty dirs: anything left inside belongs to a shim of another containerd.
+  [[ -e $SAVED/created-run-wasmpod && -d /run/wasmpod ]] && find /run/wasmpod -depth -type d -empty -delete
   if [[ -s $SAVED/sysctl ]]; then
     while IFS='=' read -r k v; do sysctl -qw "$k=$v" 2>/dev/null || true; done < "$SAVED/sysctl"
   fi

@@ -1,6 +1,11 @@
 # Helpers shared by the cluster scripts: logging, daemons with pid files, waiting. Sourced.
 # shellcheck shell=bash
 
+# Every script sourcing this names the command that failed under errexit (line numbers of the
+# script; functions included, via errtrace), instead of exiting silently.
+set -o errtrace
+trap 'log "$(basename "$0"): line $LINENO: \"$BASH_COMMAND\" failed (exit $?)"' ERR
+
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 

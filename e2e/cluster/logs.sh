@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # `make cluster-logs`: the last lines of every component log (etcd, apiserver, controller-manager,
 # scheduler, containerd, kubelet, kube-proxy, registry), then pod states.
-# usage: logs.sh [LINES] [COMPONENT...]   LINES defaults to 40 (env LINES also works)
+# usage: logs.sh [LINES] [COMPONENT...]   LINES defaults to 40 (or env LOG_LINES)
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
-n=${1:-${LINES:-40}}; shift || true
+n=${1:-${LOG_LINES:-40}}; shift || true
 [[ -d $LOGS ]] || { echo "no cluster logs in $LOGS (cluster not up?)"; exit 0; }
 comps=("$@")
 ((${#comps[@]})) || comps=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy registry registry-node-ip)

@@ -75,7 +75,7 @@ import_pause() {
 
 start() {
   local before
-  before=$(cat "$CONTAINERD_CONFIG" "$PROXY_CONFIG" "$KUBELET_CONFIG" 2>/dev/null | sha256sum)
+  before=$(cat "$CONTAINERD_CONFIG" "$PROXY_CONFIG" "$KUBELET_CONFIG" 2>/dev/null | sha256sum || true)
   write_configs
   "$CLUSTER_DIR/containerd-config.sh"
   "$CLUSTER_DIR/cni-config.sh"

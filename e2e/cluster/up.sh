@@ -8,7 +8,7 @@ source "$(dirname "$0")/env.sh"
 source "$CLUSTER_DIR/lib.sh"
 
 t0=$(date +%s)
-trap 'log "cluster-up failed: see make cluster-logs (logs in $LOGS)"' ERR
+trap 'log "cluster-up failed at line $LINENO ($BASH_COMMAND): see make cluster-logs (logs in $LOGS)"' ERR
 [[ $(id -u) == 0 ]] || die "cluster-up needs root (mounts, iptables, containerd)"
 mkdir -p "$STATE" "$RUNDIR" "$LOGS" "$PIDS"
 exec 9> "$STATE/.lock"

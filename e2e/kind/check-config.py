@@ -140,13 +140,14 @@ def shim_binary_name(runtime_type):
 
 
 def main():
-    cfg_path = HERE / "kind-config.yaml"
+    # Optional argument: another rendering of the config (e2e/kind/up.sh substitutes the hostPath).
+    cfg_path = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "kind-config.yaml"
     try:
         cfg = yaml.safe_load(cfg_path.read_text())
     except yaml.YAMLError as e:
-        check("kind-config.yaml is valid YAML", False, str(e))
+        check(f"{cfg_path.name} is valid YAML", False, str(e))
         return
-    check("kind-config.yaml is valid YAML", True)
+    check(f"{cfg_path.name} is valid YAML", True)
     check("kind Cluster, apiVersion kind.x-k8s.io/v1alpha4",
           cfg.get("kind") == "Cluster" and cfg.get("apiVersion") == "kind.x-k8s.io/v1alpha4",
           f"kind={cfg.get('kind')!r} apiVersion={cfg.get('apiVersion')!r}")
@@ -205,10 +206,9 @@ def main():
     for i, n in enumerate(nodes):
         mounts = n.get("extraMounts") or []
         shim = [m for m in mounts if m.get("containerPath") in paths]
-        check(f"nodes[{i}] mounts the shim read-only at the runtime_path",
+        check(f"nodes[{i}] mounts the shim (absolute hostPath) read-only at the runtime_path",
               len(shim) == 1 and shim[0].get("readOnly") is True
-              and str(shim[0].get("hostPath", "")).startswith("/")
-              and pathlib.PurePosixPath(shim[0]["hostPath"]).name == want_name,
+              and str(shim[0].get("hostPath", "")).startswith("/"),
               f"extraMounts={mounts!r}")
 
 
