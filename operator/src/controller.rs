@@ -1,0 +1,260 @@
+//! The WasmApp controller: watches, shared context, error policy.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, ListParams};
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+
+use crate::crd::WasmApp;
+use crate::image::{ImageCache, Inspector, InspectorConfig};
+use crate::metrics::Metrics;
+use crate::resources::labels;
+use crate::{Error, Result, refs};
+
+/// Settings of the controller.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Watch only this namespace; `None` watches all.
+    pub namespace: Option<String>,
+    /// Cluster DNS domain for `status.url`.
+    pub cluster_domain: String,
+    /// Reconciles running at once (never two for the same app).
+    pub concurrency: u16,
+    /// Registry access.
+    pub inspector: InspectorConfig,
+    /// Periodic re-reconcile of every app (re-resolves tags).
+    pub resync: Duration,
+    /// Name of this instance for Events (`reportingInstance`).
+    pub instance: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            namespace: None,
+            cluster_domain: "cluster.local".into(),
+            concurrency: 16,
+            inspector: InspectorConfig::default(),
+            resync: Duration::from_secs(300),
+            instance: "wasmpod-operator".into(),
+        }
+    }
+}
+
+/// State shared by every reconcile.
+pub struct Context {
+    /// Kubernetes client.
+    pub client: Client,
+    /// Publishes Events (one recorder so repeated events become series).
+    pub recorder: Recorder,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Settings.
+    pub options: Options,
+    /// Registry inspection.
+    pub inspector: Inspector,
+    /// Inspection results.
+    pub images: ImageCache,
+    failures: Mutex<HashMap<ObjectRef<WasmApp>, u32>>,
+}
+
+impl Context {
+    /// A context for `client`.
+    pub fn new(client: Client, options: Options, metrics: Arc<Metrics>) -> Self {
+        let reporter = Reporter {
+            controller: crate::apply::FIELD_MANAGER.into(),
+            instance: Some(options.instance.clone()),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            inspector: Inspector::new(options.inspector.clone()),
+            images: ImageCache::default(),
+            failures: Mutex::default(),
+            client,
+            metrics,
+            options,
+        }
+    }
+
+    /// An Api for `K` in `namespace`.
+    pub fn api<K>(&self, namespace: &str) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    /// Forgets the failure count of `app` after a successful reconcile.
+    pub fn reset_failures(&self, app: &WasmApp) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&ObjectRef::from(app));
+    }
+}
+
+/// Requeue delay after the n-th consecutive failure: 1 s doubling to 5 min.
+pub fn error_backoff(failures: u32) -> Duration {
+    let secs = 1u64 << failures.saturating_sub(1).min(9);
+    Duration::from_secs(secs.min(300))
+}
+
+/// Logs the failure, counts it and requeues with a per-app exponential backoff.
+pub fn error_policy(app: Arc<WasmApp>, error: &Error, ctx: Arc<Context>) -> Action {
+    let failures = {
+        let mut map = ctx.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(ObjectRef::from(app.as_ref())).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    };
+    let delay = error_backoff(failures);
+    tracing::warn!(
+        app = %app.name_any(),
+        namespace = app.namespace().unwrap_or_default(),
+        error = %error,
+        kind = error.metric_label(),
+        retry_in = ?delay,
+        "reconcile failed"
+    );
+    ctx.metrics.retry();
+    Action::requeue(delay)
+}
+
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope> + DeserializeOwned,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Maps a changed ConfigMap or Secret to the apps in its namespace that refer to it.
+fn referencing_apps<K>(
+    store: Store<WasmApp>,
+) -> impl Fn(PartialObjectMeta<K>) -> Vec<ObjectRef<WasmApp>> + Send + Sync + 'static
+where
+    K: Resource<DynamicType = ()>,
+{
+    move |obj| {
+        let kind = K::kind(&());
+        apps_referring(&store, &kind, obj.name_any(), obj.namespace())
+    }
+}
+
+fn apps_referring(
+    store: &Store<WasmApp>,
+    kind: &str,
+    name: String,
+    namespace: Option<String>,
+) -> Vec<ObjectRef<WasmApp>> {
+    store
+        .state()
+        .iter()
+        .filter(|app| app.namespace() == namespace)
+        .filter(|app| refs::references(&app.spec).mentions(kind, &name))
+        .map(|app| ObjectRef::from(app.as_ref()))
+        .collect()
+}
+
+/// Checks that the CRD is served, so a missing install fails fast with a hint.
+pub async fn check_crd(client: &Client, namespace: Option<&str>) -> Result<()> {
+    let apps: Api<WasmApp> = scoped(client, namespace);
+    apps.list(&ListParams::default().limit(1))
+        .await
+        .map(|_| ())
+        .map_err(Error::CrdMissing)
+}
+
+/// Runs the controller until `shutdown` resolves; in-flight reconciles finish first. `ready`
+/// turns true once the app cache has synced.
+pub async fn run(
+    ctx: Arc<Context>,
+    ready: Arc<AtomicBool>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> Result<()> {
+    let client = ctx.client.clone();
+    let ns = ctx.options.namespace.clone();
+    let ns = ns.as_deref();
+    check_crd(&client, ns).await?;
+    ctx.metrics
+        .set_max_concurrent(usize::from(ctx.options.concurrency));
+
+    let children = watcher::Config::default().labels(&labels::managed_selector());
+    let controller = Controller::new(scoped::<WasmApp>(&client, ns), watcher::Config::default());
+    let store = controller.store();
+    let sync_store = store.clone();
+    tokio::spawn(async move {
+        if sync_store.wait_until_ready().await.is_ok() {
+            ready.store(true, Ordering::SeqCst);
+        }
+    });
+
+    tracing::info!(
+        namespace = ns.unwrap_or("<all>"),
+        "starting WasmApp controller"
+    );
+    controller
+        .owns(scoped::<Deployment>(&client, ns), children.clone())
+        .owns(scoped::<Service>(&client, ns), children.clone())
+        .owns(
+            scoped::<HorizontalPodAutoscaler>(&client, ns),
+            children.clone(),
+        )
+        .owns(scoped::<PodDisruptionBudget>(&client, ns), children)
+        .watches(
+            scoped::<PartialObjectMeta<ConfigMap>>(&client, ns),
+            watcher::Config::default(),
+            referencing_apps::<ConfigMap>(store.clone()),
+        )
+        .watches(
+            scoped::<PartialObjectMeta<Secret>>(&client, ns),
+            watcher::Config::default(),
+            referencing_apps::<Secret>(store),
+        )
+        .with_config(controller::Config::default().concurrency(ctx.options.concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(crate::reconcile::reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((obj, _)) => tracing::debug!(app = %obj, "reconciled"),
+                Err(controller::Error::ObjectNotFound(obj)) => {
+                    tracing::debug!(app = %obj, "app gone before reconcile");
+                }
+                Err(controller::Error::ReconcilerFailed(..)) => {}
+                Err(e) => tracing::warn!(error = %e, "controller error"),
+            }
+        })
+        .await;
+    tracing::info!("WasmApp controller stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_backoff_grows_and_caps() {
+        assert_eq!(error_backoff(1), Duration::from_secs(1));
+        assert_eq!(error_backoff(4), Duration::from_secs(8));
+        assert_eq!(error_backoff(100), Duration::from_secs(300));
+    }
+}

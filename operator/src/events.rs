@@ -1,0 +1,198 @@
+//! Events on a WasmApp when its conditions change or children are removed.
+
+use kube::Resource;
+use kube::runtime::events::{Event, EventType};
+
+use crate::controller::Context;
+use crate::crd::{DEGRADED, IMAGE_VALID, READY, WasmApp, WasmAppStatus};
+
+/// One Event to publish.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Note {
+    /// Normal or Warning.
+    pub warning: bool,
+    /// CamelCase reason.
+    pub reason: String,
+    /// What happened (at most 1 kB).
+    pub message: String,
+    /// What the operator did.
+    pub action: &'static str,
+}
+
+fn flipped<'a>(
+    old: Option<&'a WasmAppStatus>,
+    new: &'a WasmAppStatus,
+    type_: &str,
+    to: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    let now = new.condition(type_).filter(|c| c.status == to)?;
+    let before = old.and_then(|o| o.condition(type_));
+    let same = before.is_some_and(|b| b.status == now.status && b.reason == now.reason);
+    (!same).then_some(now)
+}
+
+/// The Events a status change deserves: image verdicts, becoming Ready, becoming Degraded, and
+/// removed children.
+pub fn notes(old: Option<&WasmAppStatus>, new: &WasmAppStatus, deleted: &[String]) -> Vec<Note> {
+    let mut out = Vec::new();
+    if let Some(c) = flipped(old, new, IMAGE_VALID, "False") {
+        out.push(Note {
+            warning: true,
+            reason: c.reason.clone(),
+            message: c.message.clone(),
+            action: "InspectImage",
+        });
+    }
+    if let Some(c) = flipped(old, new, IMAGE_VALID, "Unknown") {
+        out.push(Note {
+            warning: true,
+            reason: c.reason.clone(),
+            message: c.message.clone(),
+            action: "InspectImage",
+        });
+    }
+    if let Some(c) = flipped(old, new, IMAGE_VALID, "True") {
+        out.push(Note {
+            warning: false,
+            reason: c.reason.clone(),
+            message: c.message.clone(),
+            action: "InspectImage",
+        });
+    }
+    if let Some(c) = flipped(old, new, DEGRADED, "True")
+        && new
+            .condition(IMAGE_VALID)
+            .is_none_or(|i| i.status != "False")
+    {
+        out.push(Note {
+            warning: true,
+            reason: c.reason.clone(),
+            message: c.message.clone(),
+            action: "Reconcile",
+        });
+    }
+    if let Some(c) = flipped(old, new, READY, "True") {
+        out.push(Note {
+            warning: false,
+            reason: c.reason.clone(),
+            message: c.message.clone(),
+            action: "Reconcile",
+        });
+    }
+    for child in deleted {
+        out.push(Note {
+            warning: false,
+            reason: "ChildRemoved".into(),
+            message: format!("deleted {child}: no longer wanted by the spec"),
+            action: "Delete",
+        });
+    }
+    for n in &mut out {
+        if n.message.len() > 1000 {
+            let cut = (0..=1000)
+                .rev()
+                .find(|i| n.message.is_char_boundary(*i))
+                .unwrap_or(0);
+            n.message.truncate(cut);
+        }
+    }
+    out
+}
+
+/// Publishes the Events for a status change; failures are logged, never fatal.
+pub async fn publish(
+    ctx: &Context,
+    app: &WasmApp,
+    old: Option<&WasmAppStatus>,
+    new: &WasmAppStatus,
+    deleted: &[String],
+) {
+    let reference = app.object_ref(&());
+    for n in notes(old, new, deleted) {
+        let event = Event {
+            type_: if n.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: n.reason,
+            note: Some(n.message),
+            action: n.action.into(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+            tracing::warn!(error = %e, "cannot publish event");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+    use k8s_openapi::jiff::Timestamp;
+
+    use super::*;
+
+    fn status(conds: &[(&str, &str, &str)]) -> WasmAppStatus {
+        WasmAppStatus {
+            conditions: conds
+                .iter()
+                .map(|(t, s, r)| Condition {
+                    type_: (*t).into(),
+                    status: (*s).into(),
+                    reason: (*r).into(),
+                    message: format!("{t} is {s}"),
+                    last_transition_time: Time(Timestamp::UNIX_EPOCH),
+                    observed_generation: Some(1),
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn image_failure_warns_once() {
+        let new = status(&[
+            (IMAGE_VALID, "False", "ImageNotWasm"),
+            (DEGRADED, "True", "ImageNotWasm"),
+        ]);
+        let first = notes(None, &new, &[]);
+        assert_eq!(
+            first.len(),
+            1,
+            "Degraded for the image is not repeated: {first:?}"
+        );
+        assert!(first[0].warning);
+        assert_eq!(first[0].reason, "ImageNotWasm");
+        assert!(
+            notes(Some(&new), &new, &[]).is_empty(),
+            "no change, no event"
+        );
+    }
+
+    #[test]
+    fn ready_resolved_degraded_and_removed_children() {
+        let old = status(&[
+            (READY, "False", "RollingOut"),
+            (IMAGE_VALID, "Unknown", "Inspecting"),
+        ]);
+        let new = status(&[
+            (READY, "True", "Ready"),
+            (IMAGE_VALID, "True", "ImageResolved"),
+        ]);
+        let got = notes(Some(&old), &new, &["Service hello".to_string()]);
+        let reasons: Vec<_> = got.iter().map(|n| (n.warning, n.reason.as_str())).collect();
+        assert_eq!(
+            reasons,
+            [
+                (false, "ImageResolved"),
+                (false, "Ready"),
+                (false, "ChildRemoved")
+            ]
+        );
+        let stalled = status(&[(DEGRADED, "True", "ProgressDeadlineExceeded")]);
+        let got = notes(Some(&old), &stalled, &[]);
+        assert_eq!(got[0].reason, "ProgressDeadlineExceeded");
+        assert!(got[0].warning);
+    }
+}

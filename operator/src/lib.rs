@@ -1,0 +1,25 @@
+//! wasmpod-operator: turns a `WasmApp` into a scaled, health-checked, discoverable Wasm service.
+//!
+//! Module map: [`crd`] (the API), [`resources`] (pure child builders), [`status`] (pure status
+//! logic), [`image`] (registry inspection), [`refs`] (referenced ConfigMaps/Secrets),
+//! [`controller`] and [`reconcile`] (the control loop), [`apply`], [`events`], [`metrics`],
+//! [`server`], [`leader`], [`cli`], [`telemetry`], [`run`] (wiring).
+
+pub mod apply;
+pub mod cli;
+pub mod controller;
+pub mod crd;
+mod error;
+pub mod events;
+pub mod image;
+pub mod leader;
+pub mod metrics;
+pub mod reconcile;
+pub mod refs;
+pub mod resources;
+pub mod run;
+pub mod server;
+pub mod status;
+pub mod telemetry;
+
+pub use error::{Error, Result};
