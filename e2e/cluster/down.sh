@@ -34,6 +34,17 @@ for m in $(findmnt -rn -o TARGET | grep -E "^($STATE|$RUNDIR)(/|$)" | sort -r); 
   umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || log "could not unmount $m"
 done
 
+# Any process still in kubelet's pod cgroups is a container of this cluster whose shim died before
+# cleaning up (e.g. a `runc init` left waiting): kill it so the cgroups can go.
+# shellcheck disable=SC2013  # pids are single words
+for pid in $({ cat /sys/fs/cgroup/*/kubepods/cgroup.procs /sys/fs/cgroup/*/kubepods/*/cgroup.procs \
+                 /sys/fs/cgroup/*/kubepods/*/*/cgroup.procs /sys/fs/cgroup/*/kubepods/*/*/*/cgroup.procs \
+                 2>/dev/null || true; } | sort -u); do
+  log "killing leftover pod process $pid ($(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | cut -c1-60))"
+  kill -KILL "$pid" 2>/dev/null || true
+done
+sleep 0.2
+
 # kubelet's cgroups (cgroupfs driver: /kubepods/... in every v1 hierarchy), leaves first.
 for h in /sys/fs/cgroup/*/; do
   [[ -d $h/kubepods ]] || continue

@@ -1,10 +1,12 @@
 # Helpers shared by the cluster scripts: logging, daemons with pid files, waiting. Sourced.
 # shellcheck shell=bash
 
-# Every script sourcing this names the command that failed under errexit (line numbers of the
-# script; functions included, via errtrace), instead of exiting silently.
+# Every script sourcing this names the command that failed under errexit (functions included,
+# via errtrace), instead of exiting silently. Subshells ($(...)) stay quiet: their failure, when it
+# matters, fails the command that used them, which is then reported.
 set -o errtrace
-trap 'log "$(basename "$0"): line $LINENO: \"$BASH_COMMAND\" failed (exit $?)"' ERR
+# shellcheck disable=SC2154  # _rc is assigned inside the trap string
+trap '_rc=$?; [[ $BASH_SUBSHELL == 0 ]] && log "${0##*/}: line $LINENO: \"$BASH_COMMAND\" failed (exit $_rc)"' ERR
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }

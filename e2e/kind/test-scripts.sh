@@ -96,4 +96,4 @@ for t in test_kind_up_on_version2_node test_kind_up_rerun_does_not_recreate \
          test_kind_up_fails_without_shim test_kind_down; do
   run_test "$t"
 done
-summary
+summary || exit 1

@@ -44,4 +44,4 @@ test_containerd17_config_loads() { check_line 1.7; }
 
 run_test test_containerd2_config_loads
 run_test test_containerd17_config_loads
-summary
+summary || exit 1

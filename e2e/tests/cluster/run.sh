@@ -152,6 +152,43 @@ test_runtimeclass_wasmpod_exists() {
     fail "containerd config has no io.containerd.wasmpod.v1 runtime"
 }
 
+# Pods reach the local registry by its in-cluster name (the operator inspects images this way), and
+# containerd pulls the very same reference (hosts.toml maps the name to 127.0.0.1:5000).
+test_registry_reachable_from_pods() {
+  local ref=registry.kube-system.svc:$REGISTRY_PORT/wasmpod-test/hello-http:v1
+  busybox_client registry-client "timeout 10 wget -qO- http://registry.kube-system.svc:$REGISTRY_PORT/v2/wasmpod-test/hello-http/tags/list"
+  local logs
+  logs=$(run_to_end registry-client)
+  echo "catalog from a pod: $logs"
+  grep -q '"tags":\["v1"\]' <<< "$logs" || fail "pod could not list tags through registry.kube-system.svc"
+  apply <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: pulled-by-svc-name}
+spec:
+  containers:
+  - {name: hello, image: $ref}
+EOF
+  wait_ready pulled-by-svc-name
+  echo "pod with image $ref is Ready"
+}
+
+# The egress guard is in place and first in line: the service range never leaves via the uplink.
+test_egress_guard_in_place() {
+  iptables -S OUTPUT | sed -n 2p | grep -qx -- "-A OUTPUT -j WASMPOD-EGRESS-GUARD" || fail "guard not first in OUTPUT"
+  iptables -S FORWARD | sed -n 2p | grep -qx -- "-A FORWARD -j WASMPOD-EGRESS-GUARD" || fail "guard not first in FORWARD"
+  local r
+  for r in "-d $POD_CIDR -o $UPLINK .*-j REJECT" "-d $SVC_CIDR -o $UPLINK -j REJECT"; do
+    iptables -S WASMPOD-EGRESS-GUARD | grep -Eq -- "$r" || fail "no egress rule matching '$r'"
+  done
+  iptables -t mangle -S WASMPOD-EGRESS-BACKSTOP | grep -q -- "-d $SVC_CIDR -o $UPLINK -j DROP" || fail "no backstop"
+  # A ClusterIP without a Service is refused at once instead of being routed to the gateway.
+  local t0=$SECONDS
+  if curl -s --max-time 5 "http://10.96.255.254:80/" >/dev/null; then fail "unassigned ClusterIP answered"; fi
+  (( SECONDS - t0 < 3 )) || fail "unassigned ClusterIP was not rejected at once"
+  echo "egress guard on $UPLINK: rules present, unassigned ClusterIP rejected"
+}
+
 # (4) The mixed-cluster proof: a Wasm HTTP pod (RuntimeClass wasmpod) is reached by a container
 # pod through its Service, and a Wasm pod reaches a container pod through its Service.
 # Gated on the shim binary AND the Wasm test images; reports SKIPPED, never PASS, without them.
@@ -221,7 +258,8 @@ wait_for 30 "default ServiceAccount in $NS" $K get serviceaccount default
 
 tests=("$@")
 ((${#tests[@]})) || tests=(test_runc_pod_from_local_image test_service_discovery test_runtimeclass_wasmpod_exists
+                           test_registry_reachable_from_pods test_egress_guard_in_place
                            test_mixed_cluster_wasm_and_container_pods)
 echo "cluster tests in namespace $NS (containerd $CONTAINERD)"
 for t in "${tests[@]}"; do run_test "$t"; done
-summary
+summary || exit 1
