@@ -14,7 +14,7 @@ kernel.keys.root_maxkeys kernel.keys.root_maxbytes"
 prepare() {
   # Everything the scripts and the node need, installed only when missing (CI starts from scratch).
   ensure_packages runc containernetworking-plugins docker-registry skopeo busybox-static iptables \
-    iproute2 jq curl socat gcc libc6-dev openssl python3 util-linux mount
+    iproute2 nftables jq curl socat gcc libc6-dev openssl python3 util-linux mount
   mkdir -p "$SAVED"
   local k
   if [[ ! -e $SAVED/sysctl ]]; then
