@@ -7,6 +7,7 @@ use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::resources::drift;
 use crate::{Error, Result};
 
 /// Field manager of every write the operator makes.
@@ -27,6 +28,42 @@ where
             name,
             source,
         })
+}
+
+/// Applies `obj` and repairs drift that a forced apply leaves behind: when the apply is rejected
+/// as invalid (e.g. a hand-added Service port collides with the operator's) or `drifted` says the
+/// live object still differs, the operator-owned lists are replaced with a merge patch and the
+/// object is applied again.
+pub async fn apply_repairing<K>(api: &Api<K>, obj: &K, drifted: impl Fn(&K) -> bool) -> Result<K>
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned,
+{
+    let first_error = match apply(api, obj).await {
+        Ok(live) if !drifted(&live) => return Ok(live),
+        Ok(_) => None,
+        Err(e) if is_invalid(&e) => Some(e),
+        Err(e) => return Err(e),
+    };
+    let name = obj.name_any();
+    let kind = K::kind(&());
+    let patch = drift::restore_patch(&kind, &serde_json::to_value(obj)?);
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    };
+    if let Err(e) = api.patch(&name, &params, &Patch::Merge(&patch)).await {
+        return Err(first_error.unwrap_or(Error::Apply {
+            kind: kind_of::<K>(),
+            name,
+            source: e,
+        }));
+    }
+    tracing::info!(%kind, %name, "replaced lists that someone else edited");
+    apply(api, obj).await
+}
+
+fn is_invalid(e: &Error) -> bool {
+    matches!(e, Error::Apply { source: kube::Error::Api(status), .. } if status.code == 422)
 }
 
 /// Whether an apply failed on a field the apiserver does not let change in place (e.g. a

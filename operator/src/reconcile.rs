@@ -21,7 +21,7 @@ use crate::crd::{WasmApp, WasmAppStatus};
 use crate::image::auth::{self, Credentials};
 use crate::image::{ImageCheck, ImageFacts, cache};
 use crate::refs::{self, Content, References};
-use crate::resources::{self, BuildInput, Children};
+use crate::resources::{self, BuildInput, Children, drift};
 use crate::status::{self, Observation};
 use crate::{Error, Result, events};
 
@@ -198,7 +198,9 @@ async fn config_checksum(ctx: &Context, ns: &str, refs: &References) -> Result<O
 async fn apply_children(ctx: &Context, ns: &str, uid: &str, c: &Children) -> Applied {
     let mut out = Applied::default();
     let name = c.deployment.name_any();
-    match apply::apply(&ctx.api::<Deployment>(ns), &c.deployment).await {
+    let deployments = ctx.api::<Deployment>(ns);
+    let drifted = |live: &Deployment| drift::deployment_drifted(live, &c.deployment);
+    match apply::apply_repairing(&deployments, &c.deployment, drifted).await {
         Ok(d) => out.deployment = Some(d),
         Err(e) => out.error = Some(e),
     }
@@ -231,19 +233,20 @@ async fn apply_children(ctx: &Context, ns: &str, uid: &str, c: &Children) -> App
     out
 }
 
-/// Applies the Service; one whose type cannot change in place (e.g. to or from headless) is
-/// deleted and created again.
+/// Applies the Service, repairing hand-edited ports; a Service that must switch between
+/// headless and a virtual IP (`clusterIP` cannot change in place) is deleted and created again.
 async fn apply_service(api: &Api<Service>, svc: &Service) -> Result<()> {
-    match apply::apply(api, svc).await {
-        Ok(_) => Ok(()),
-        Err(e) if apply::is_immutable_field_error(&e) => {
-            tracing::info!(service = %svc.name_any(), "recreating Service to change an immutable field");
-            api.delete(&svc.name_any(), &DeleteParams::foreground())
-                .await?;
-            apply::apply(api, svc).await.map(|_| ())
-        }
-        Err(e) => Err(e),
+    let drifted = |live: &Service| drift::service_ports_drifted(live, svc);
+    match apply::apply_repairing(api, svc, drifted).await {
+        Ok(live) if !drift::service_needs_recreate(&live, svc) => return Ok(()),
+        Ok(_) => {}
+        Err(e) if apply::is_immutable_field_error(&e) => {}
+        Err(e) => return Err(e),
     }
+    tracing::info!(service = %svc.name_any(), "recreating the Service to change its clusterIP");
+    api.delete(&svc.name_any(), &DeleteParams::background())
+        .await?;
+    apply::apply(api, svc).await.map(|_| ())
 }
 
 async fn remove<K>(api: &Api<K>, name: &str, uid: &str, kind: &str, out: &mut Applied)

@@ -23,6 +23,22 @@ pub fn no_descriptions(schema: &mut Schema) {
     }
 }
 
+/// [`no_descriptions`] for a list whose items have a `name` that CEL rules compare (volumes,
+/// volume mounts): bounds the name to a DNS label (63 characters) so the apiserver's rule cost
+/// estimate stays finite.
+pub fn named_items(schema: &mut Schema) {
+    no_descriptions(schema);
+    if let Some(name) = schema
+        .as_object_mut()
+        .and_then(|o| o.get_mut("items"))
+        .and_then(|i| i.get_mut("properties"))
+        .and_then(|p| p.get_mut("name"))
+        .and_then(Value::as_object_mut)
+    {
+        name.insert("maxLength".into(), 63.into());
+    }
+}
+
 fn strip(value: &mut Value) {
     match value {
         Value::Object(obj) => {
@@ -62,6 +78,18 @@ pub fn conditions(_: &mut SchemaGenerator) -> Schema {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn named_items_bounds_the_item_name() {
+        let mut schema = schemars::json_schema!({
+            "type": "array",
+            "items": {"type": "object", "properties": {"name": {"type": "string", "description": "x"}}}
+        });
+        named_items(&mut schema);
+        let name = &schema.as_value()["items"]["properties"]["name"];
+        assert_eq!(name["maxLength"], 63);
+        assert!(name.get("description").is_none());
+    }
 
     #[test]
     fn strips_nested_descriptions_but_keeps_own_and_properties_named_description() {

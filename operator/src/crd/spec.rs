@@ -17,7 +17,7 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use super::WasmAppStatus;
-use super::schema::no_descriptions;
+use super::schema::{named_items, no_descriptions};
 
 /// Default number of replicas.
 pub const DEFAULT_REPLICAS: i32 = 1;
@@ -86,7 +86,7 @@ pub const DEFAULT_RUNTIME_CLASS: &str = "wasmpod";
         priority = 1,
         description = "Resolved image digest"
     ),
-    validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && self.metadata.name.size() <= 63")
+    validation = Rule::new("self.metadata.name.size() <= 63 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')")
         .message("metadata.name must be a DNS-1035 label of at most 63 characters (lower case letters, digits and '-', starting with a letter): it names the app's Service")
         .reason(Reason::FieldValueInvalid)
 )]
@@ -197,12 +197,12 @@ pub struct WasmAppSpec {
     /// Pod volumes; same shape as a pod's `volumes`. Editing a referenced ConfigMap or Secret rolls
     /// the pods.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(transform = no_descriptions, length(max = 64))]
+    #[schemars(transform = named_items, length(max = 64))]
     pub volumes: Vec<Volume>,
 
     /// Where volumes are mounted in the component's filesystem; the guest sees only these.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(transform = no_descriptions, length(max = 64))]
+    #[schemars(transform = named_items, length(max = 64))]
     pub volume_mounts: Vec<VolumeMount>,
 
     /// ServiceAccount of the pods.

@@ -3,6 +3,7 @@
 //! Nothing here talks to the apiserver; the controller applies what these functions return.
 
 mod deployment;
+pub mod drift;
 pub mod labels;
 mod policy;
 mod service;
