@@ -1,6 +1,11 @@
 //! The generated CRD: committed copy up to date, small enough for client-side `kubectl apply`,
 //! and carrying the subresources, columns, names and validations users rely on.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 use std::path::PathBuf;
 
 use kube::CustomResourceExt;
