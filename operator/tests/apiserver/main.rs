@@ -37,6 +37,10 @@ const CASES: &[(&str, Case)] = &[
         validation::crd_installs_with_client_side_apply_and_prints_columns,
     ),
     (
+        "samples_pass_server_side_validation",
+        validation::samples_pass_server_side_validation,
+    ),
+    (
         "invalid_wasmapps_are_rejected_with_the_field_message",
         validation::invalid_wasmapps_are_rejected_with_the_field_message,
     ),

@@ -177,3 +177,38 @@ pub fn invalid_wasmapps_are_rejected_with_the_field_message(env: &mut TestEnv) -
         Ok(())
     })
 }
+
+pub fn samples_pass_server_side_validation(env: &mut TestEnv) -> Fut<'_> {
+    Box::pin(async move {
+        let dir = crate::env::repo_root().join("deploy/samples");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.extension().is_none_or(|e| e != "yaml") {
+                continue;
+            }
+            let file = path.display().to_string();
+            let out = env.kubectl(&["apply", "--dry-run=server", "-f", &file])?;
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if path.ends_with("invalid.yaml") {
+                ensure!(!out.status.success(), "invalid.yaml was accepted");
+                for needle in [
+                    "spec.replicas",
+                    "autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas",
+                    "set exactly one of minAvailable or maxUnavailable",
+                    "every mount must name a volume declared in spec.volumes",
+                ] {
+                    ensure!(
+                        stderr.contains(needle),
+                        "invalid.yaml: no {needle:?} in {stderr}"
+                    );
+                }
+            } else {
+                ensure!(out.status.success(), "{file}: {stderr}");
+            }
+            checked += 1;
+        }
+        ensure!(checked >= 5, "checked {checked} samples");
+        Ok(())
+    })
+}
