@@ -53,13 +53,26 @@ impl CompileCache {
         )
     }
 
-    /// Loads a verified entry; a missing, corrupt or stale one gives `None` (and is removed).
+    /// Looks a guest up: a verified entry is a hit; a missing, corrupt or stale one gives
+    /// `None` (and is removed).
     pub fn load(
         &self,
         engine: &Engine,
         digest: &str,
         component: bool,
     ) -> Option<(Compiled, CacheOutcome)> {
+        let compiled = self.map(engine, digest, component)?;
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(digest, "compile cache hit");
+        Some((compiled, CacheOutcome::Hit))
+    }
+
+    /// Maps an entry this engine has just stored.
+    pub fn load_stored(&self, engine: &Engine, digest: &str, component: bool) -> Option<Compiled> {
+        self.map(engine, digest, component)
+    }
+
+    fn map(&self, engine: &Engine, digest: &str, component: bool) -> Option<Compiled> {
         let (code, sum) = self.paths(digest);
         let expected = std::fs::read_to_string(&sum).ok()?;
         let bytes = match std::fs::read(&code) {
@@ -82,11 +95,7 @@ impl CompileCache {
             }
         };
         match loaded {
-            Ok(c) => {
-                self.hits.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(digest, path = %code.display(), "compile cache hit");
-                Some((c, CacheOutcome::Hit))
-            }
+            Ok(c) => Some(c),
             Err(e) => {
                 tracing::warn!(digest, error = %e, "compile cache entry rejected by wasmtime; recompiling");
                 self.discard(&code, &sum);

@@ -142,11 +142,9 @@ async fn delete(flags: &Flags) -> Result<()> {
     } else {
         PathBuf::from(&flags.bundle)
     };
-    if crate::runc::state_root(&flags.namespace)
-        .join(&flags.id)
-        .exists()
-    {
-        let runc = crate::runc::Runc::new(&flags.namespace, &flags.id, &bundle, false);
+    let root = crate::runc::state_root(&flags.address, &flags.namespace);
+    if root.join(&flags.id).exists() {
+        let runc = crate::runc::Runc::new(root, &flags.id, &bundle, false);
         if let Err(e) = runc.delete().await {
             eprintln!("cleanup of {}: {e}", flags.id);
         }

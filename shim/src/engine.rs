@@ -93,7 +93,10 @@ impl WasmEngine {
         let outcome = self.cache.store(&src.digest, &artifact);
         // Load what we just wrote, so even the first pod maps the cached file and every pod
         // of this component shares its pages; fall back to the in-memory artifact.
-        if let Some((compiled, _)) = self.cache.load(&self.engine, &src.digest, is_component) {
+        if let Some(compiled) = self
+            .cache
+            .load_stored(&self.engine, &src.digest, is_component)
+        {
             return Ok((compiled, outcome));
         }
         // SAFETY: `artifact` was produced by this engine a moment ago.

@@ -22,6 +22,7 @@ use crate::stdio::{StdioPaths, open_input, open_output};
 
 pub struct Prepare<'a> {
     pub namespace: &'a str,
+    pub containerd_address: &'a str,
     pub engine: &'a Arc<WasmEngine>,
     pub store: Option<&'a ContentStore>,
     pub systemd_cgroup: bool,
@@ -83,7 +84,8 @@ impl Prepare<'_> {
         stdio: StdioPaths,
         rootfs: std::path::PathBuf,
     ) -> Result<Arc<Container>> {
-        let runc = Runc::new(self.namespace, &req.id, &bundle, self.systemd_cgroup);
+        let root = crate::runc::state_root(self.containerd_address, self.namespace);
+        let runc = Runc::new(root, &req.id, &bundle, self.systemd_cgroup);
         let created = runc
             .create(
                 open_input(&stdio.stdin)?,

@@ -15,9 +15,15 @@ use tokio::process::Command;
 
 use crate::error::{Error, IoContext, Result};
 
-/// runc's state directory for this shim's containers, one per containerd namespace.
-pub fn state_root(namespace: &str) -> PathBuf {
-    PathBuf::from("/run/wasmpod/runc").join(namespace)
+/// runc's state directory for this shim's containers: one per containerd daemon (several
+/// may run on a node, e.g. a test's) and namespace.
+pub fn state_root(containerd_address: &str, namespace: &str) -> PathBuf {
+    let daemon = sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(
+        containerd_address,
+    ));
+    PathBuf::from("/run/wasmpod/runc")
+        .join(hex::encode(&daemon[..6]))
+        .join(namespace)
 }
 
 fn runc_binary() -> String {
@@ -32,9 +38,9 @@ pub struct Runc {
 }
 
 impl Runc {
-    pub fn new(namespace: &str, id: &str, bundle: &Path, systemd_cgroup: bool) -> Self {
+    pub fn new(root: PathBuf, id: &str, bundle: &Path, systemd_cgroup: bool) -> Self {
         Self {
-            root: state_root(namespace),
+            root,
             id: id.into(),
             bundle: bundle.into(),
             systemd_cgroup,
@@ -70,11 +76,23 @@ impl Runc {
             .arg("--pid-file")
             .arg(&pid_file)
             .arg(&self.id);
-        // runc hands its own stdio to the container process.
+        // runc hands its own stdio to the container process, so they must be the container's
+        // files, never pipes of ours (the container would hold them open forever), and we
+        // wait for runc's exit status only; its errors are in its JSON log.
         c.stdin(stdin.map(Stdio::from).unwrap_or_else(Stdio::null));
         c.stdout(stdout.map(Stdio::from).unwrap_or_else(Stdio::null));
         c.stderr(stderr.map(Stdio::from).unwrap_or_else(Stdio::null));
-        self.run(c, "create").await?;
+        let status = c
+            .status()
+            .await
+            .io_context(|| format!("run {} create {}", runc_binary(), self.id))?;
+        if !status.success() {
+            return Err(Error::Runc(format!(
+                "create {}: {}",
+                self.id,
+                last_log_error(&self.bundle.join("runc.log"))
+            )));
+        }
         let pid = std::fs::read_to_string(&pid_file)
             .io_context(|| format!("read {}", pid_file.display()))?;
         pid.trim()

@@ -111,6 +111,7 @@ impl Task for Service {
         let store = self.store().await;
         let prepare = Prepare {
             namespace: &self.namespace,
+            containerd_address: &self.grpc_address,
             engine: &self.engine,
             store,
             systemd_cgroup: crate::options::systemd_cgroup(req.options.as_ref()),

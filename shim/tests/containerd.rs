@@ -41,7 +41,6 @@ fn command_component_gets_its_args_and_env_and_exit_code() {
             "two",
         ],
     );
-    // ctr run takes the args after the id; run_rm puts them after the image instead.
     assert_eq!(
         code, 7,
         "exit code of the guest becomes the task's\nstdout:\n{out}\nstderr:\n{err}"

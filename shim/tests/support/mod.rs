@@ -217,12 +217,19 @@ impl Containerd {
         reference
     }
 
-    /// Runs a container to completion with `ctr run --rm`; returns (exit code, stdout, stderr).
+    /// Runs a container to completion with `ctr run --rm`; `args` are ctr flags, then
+    /// optionally `--` and the command that replaces the image's. Returns (exit code,
+    /// stdout, stderr).
     pub fn run_rm(&self, image: &str, id: &str, args: &[&str]) -> (i32, String, String) {
+        let (flags, command) = match args.iter().position(|a| *a == "--") {
+            Some(i) => (&args[..i], &args[i + 1..]),
+            None => (args, &[][..]),
+        };
         let mut a = vec!["run", "--rm", "--runtime", RUNTIME];
-        a.extend_from_slice(args);
+        a.extend_from_slice(flags);
         a.push(image);
         a.push(id);
+        a.extend_from_slice(command);
         let out = self.ctr(&a);
         (
             out.status.code().unwrap_or(-1),
@@ -239,12 +246,16 @@ impl Containerd {
             for line in text(&out.stdout).lines() {
                 let f: Vec<&str> = line.split_whitespace().collect();
                 if f.first() == Some(&id) && f.get(2) == Some(&"STOPPED") {
-                    let st = text(&self.ctr(&["task", "delete", id]).stdout);
-                    return st
-                        .split_whitespace()
-                        .last()
-                        .and_then(|s| s.parse().ok())
-                        .or(Some(u32::MAX));
+                    // `ctr task delete` exits 0 and warns "... exit with non-zero exit code N".
+                    let out = self.ctr(&["task", "delete", id]);
+                    let err = text(&out.stderr);
+                    return Some(
+                        err.split("non-zero exit code ")
+                            .nth(1)
+                            .and_then(|s| s.split_whitespace().next())
+                            .and_then(|n| n.trim_matches('"').parse().ok())
+                            .unwrap_or(0),
+                    );
                 }
             }
             std::thread::sleep(Duration::from_millis(100));

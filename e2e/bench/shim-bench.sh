@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Shim benchmarks, each printed with its ratio against the baseline measured in the same run:
+#   1. start: `ctr run --rm` of a hello command component (warm cache) vs runc running a static
+#      native hello, median of $RUNS runs each;
+#   2. memory: RSS and PSS of every process the runtime adds for one idle HTTP container;
+#   3. HTTP: requests/s and p99 of hello-http served by the shim vs `wasmtime serve` of the
+#      same wasmtime version, same component, same load generator (wrk -t2 -c50).
+# Needs root. Uses a private containerd 2.x on its own socket; traffic stays on loopback
+# inside a network namespace of its own.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd); repo=$(cd "$here/../.." && pwd)
+source "$repo/e2e/versions.env"
+CACHE=${WASMPOD_CACHE:-/var/cache/wasmpod}
+RUNS=${RUNS:-20}; DURATION=${DURATION:-10s}
+SHIM=${SHIM:-${CARGO_TARGET_DIR:-$CACHE/target}/release/containerd-shim-wasmpod-v1}
+CD=$("$repo/e2e/build-deps.sh" --print-dir containerd2)
+PACK=$CACHE/target-tools/release/oci-pack
+COMP=$CACHE/components
+WASMTIME=$CACHE/tools/wasmtime-$WASMTIME_CLI_VERSION/bin/wasmtime
+
+[[ -x $WASMTIME ]] || { echo "==> cargo install wasmtime-cli $WASMTIME_CLI_VERSION (once)" >&2;
+  cargo install --quiet --locked wasmtime-cli --version "$WASMTIME_CLI_VERSION" --root "$CACHE/tools/wasmtime-$WASMTIME_CLI_VERSION"; }
+
+work=$(mktemp -d /tmp/wpbench.XXXX); ns=wpbench; pids=()
+cleanup() {
+  "$CD/ctr" --address "$work/c.sock" -n bench task kill -s SIGKILL web >/dev/null 2>&1 || true
+  sleep 0.5
+  "$CD/ctr" --address "$work/c.sock" -n bench task delete -f web >/dev/null 2>&1 || true
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  ip netns delete $ns 2>/dev/null || true
+  umount -R "$work/root" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+cat > "$work/config.toml" <<TOML
+version = 3
+root = "$work/root"
+state = "$work/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.images", "io.containerd.cri.v1.runtime", "io.containerd.podsandbox.controller.v1.podsandbox"]
+[grpc]
+  address = "$work/c.sock"
+[ttrpc]
+  address = "$work/c.sock.ttrpc"
+TOML
+PATH="$(dirname "$SHIM"):$CD:$PATH" WASMPOD_CACHE_DIR="$work/cache" "$CD/containerd" --config "$work/config.toml" >"$work/containerd.log" 2>&1 &
+pids+=($!)
+ctr() { "$CD/ctr" --address "$work/c.sock" -n bench "$@"; }
+for _ in $(seq 100); do ctr version >/dev/null 2>&1 && break; sleep 0.1; done
+
+gcc -static -Os -o "$work/hello" "$here/hello.c"
+"$PACK" rootfs --file "$work/hello" --entrypoint /hello --name bench/native:v1 --out "$work/native.tar" >/dev/null
+"$PACK" rootfs --wasm "$COMP/hello-cli.wasm" --entrypoint /hello.wasm --name bench/wasm:v1 --out "$work/wasm.tar" >/dev/null
+"$PACK" rootfs --wasm "$COMP/hello-http.wasm" --entrypoint /http.wasm --name bench/http:v1 --out "$work/http.tar" >/dev/null
+for t in native wasm http; do ctr images import --all-platforms "$work/$t.tar" >/dev/null; done
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+echo "== start: ctr run --rm, median of $RUNS (warm compile cache)"
+ctr run --rm --runtime io.containerd.wasmpod.v1 bench/wasm:v1 warm >/dev/null   # fills the cache
+# Each run needs a fresh container id, so we time the runs ourselves (wall clock, µs),
+# alternating kinds so drift on the machine hits both alike.
+: > "$work/runc.times"; : > "$work/wasmpod.times"
+ctr run --rm bench/native:v1 nwarm >/dev/null
+for n in $(seq "$RUNS"); do
+  for kind in runc wasmpod; do
+    s=$(date +%s%N)
+    if [[ $kind == runc ]]; then ctr run --rm bench/native:v1 "n$n" >/dev/null
+    else ctr run --rm --runtime io.containerd.wasmpod.v1 bench/wasm:v1 "w$n" >/dev/null; fi
+    echo $(( ($(date +%s%N) - s) / 1000 )) >> "$work/$kind.times"
+  done
+done
+median() { sort -n "$1" | awk '{a[NR]=$1} END { print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2 }'; }
+runc_us=$(median "$work/runc.times"); wasm_us=$(median "$work/wasmpod.times")
+echo "runc (static native hello):   $(awk -v u="$runc_us" 'BEGIN{printf "%.1f ms", u/1000}')"
+echo "wasmpod (hello component):    $(awk -v u="$wasm_us" 'BEGIN{printf "%.1f ms", u/1000}')"
+echo "ratio wasmpod/runc:           $(ratio "$wasm_us" "$runc_us")   (target <= 0.50; runwasi measured 1.32)"
+
+echo "== memory: idle HTTP container"
+ip netns add $ns; ip -n $ns link set lo up
+ctr run -d --runtime io.containerd.wasmpod.v1 --with-ns network:/var/run/netns/$ns bench/http:v1 web >/dev/null
+for _ in $(seq 100); do ip netns exec $ns curl -sf http://127.0.0.1:8080/ >/dev/null && break; sleep 0.1; done
+ip netns exec $ns curl -sf http://127.0.0.1:8080/ >/dev/null
+sleep 2
+shim_pids=$(pgrep -f "containerd-shim-wasmpod-v1 .*-id web" || true)
+rss=0; pss=0; n=0
+for p in $shim_pids; do
+  r=$(awk '/^Rss:/ {print $2}' /proc/$p/smaps_rollup); s=$(awk '/^Pss:/ {print $2}' /proc/$p/smaps_rollup)
+  rss=$((rss + r)); pss=$((pss + s)); n=$((n + 1))
+done
+echo "processes added: $n (shim; no per-container helper)"
+echo "RSS: $((rss / 1024)) MiB ($rss KiB)   PSS: $((pss / 1024)) MiB ($pss KiB)"
+echo "ratio PSS vs runwasi's 32 MB: $(ratio "$pss" 32768)   (target <= 5 MB in one process)"
+
+echo "== HTTP: wrk -t2 -c50 -d$DURATION"
+load() { ip netns exec $ns wrk -t2 -c50 -d"$DURATION" --latency "$1" 2>&1; }
+parse_rps() { awk '/Requests\/sec/ {print $2}'; }
+parse_p99() { awk '$1 == "99%" {print $2}'; }
+out=$(load http://127.0.0.1:8080/); shim_rps=$(echo "$out" | parse_rps); shim_p99=$(echo "$out" | parse_p99)
+ctr task kill -s SIGKILL web >/dev/null; sleep 0.5; ctr task delete -f web >/dev/null 2>&1 || true
+ip netns exec $ns "$WASMTIME" serve -Scli --addr 127.0.0.1:8081 "$COMP/hello-http.wasm" >"$work/serve.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do ip netns exec $ns curl -sf http://127.0.0.1:8081/ >/dev/null && break; sleep 0.1; done
+out=$(load http://127.0.0.1:8081/); ws_rps=$(echo "$out" | parse_rps); ws_p99=$(echo "$out" | parse_p99)
+echo "wasmpod shim:     $shim_rps req/s, p99 $shim_p99"
+echo "wasmtime serve:   $ws_rps req/s, p99 $ws_p99"
+echo "ratio vs wasmtime serve (same run): $(ratio "$shim_rps" "$ws_rps")   (target >= 1.5)"
+echo "ratio vs runwasi-class 12.1k req/s: $(ratio "$shim_rps" 12100)   (target >= 1.5)"
