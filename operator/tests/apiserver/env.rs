@@ -123,17 +123,21 @@ impl Cluster {
                 String::from_utf8_lossy(&applied.stderr)
             );
         }
-        let established = cluster.kubectl(&[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/wasmapps.wasmpod.io",
-        ])?;
-        if !established.status.success() {
-            bail!(
-                "CRD not established: {}",
-                String::from_utf8_lossy(&established.stderr)
-            );
+        // `kubectl wait` errors out while the CRD has no conditions yet: poll instead.
+        let jsonpath = r#"jsonpath={.status.conditions[?(@.type=="Established")].status}"#;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let out = cluster.kubectl(&["get", "crd", "wasmapps.wasmpod.io", "-o", jsonpath])?;
+            if String::from_utf8_lossy(&out.stdout).trim() == "True" {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "CRD not established: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
         }
         Ok(())
     }
