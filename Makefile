@@ -43,3 +43,5 @@ fmt: ## Format the code
 
 bench: build components ## Benchmarks with ratios against their baselines
 	@e2e/bench/shim-bench.sh
+
+include e2e/Makefile.cluster.mk

@@ -197,8 +197,10 @@ impl Container {
             if w.env.usage.oom.load(Ordering::SeqCst) {
                 events.oom(&self.id).await;
             }
-            // Nothing of the guest may outlive its exit: in-flight tasks, threads, sockets.
+            // Nothing of the guest may outlive its exit: in-flight tasks, threads, sockets,
+            // and our ends of its stdio (CRI waits for their end-of-file before deleting).
             w.shutdown_runtime();
+            w.env.close_stdio();
         }
         let at = now();
         self.state.send_replace(Status::Stopped {

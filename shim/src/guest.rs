@@ -2,8 +2,8 @@
 //! WASI preview 1 modules run to completion.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use oci_spec::runtime::Spec;
 use wasmtime::component::{Component, Linker, ResourceTable};
@@ -41,8 +41,10 @@ pub struct GuestEnv {
     /// Shim settings taken out of the container's env (`WASMPOD_*`).
     pub shim_env: Vec<(String, String)>,
     pub preopens: Vec<Preopen>,
-    pub stdout: Option<OutputFile>,
-    pub stderr: Option<OutputFile>,
+    /// The container's stdout and stderr; emptied when the container exits, because CRI waits
+    /// for end-of-file on these FIFOs before it deletes the task.
+    stdout: Mutex<Option<OutputFile>>,
+    stderr: Mutex<Option<OutputFile>>,
     pub memory_limit: Option<u64>,
     /// Whether guest sockets are allowed: only when its threads run in a namespace of the
     /// pod's, never on the node's network.
@@ -88,8 +90,8 @@ impl GuestEnv {
             env,
             shim_env,
             preopens: preopens_from_spec(spec),
-            stdout: stdout.map(OutputFile::new),
-            stderr: stderr.map(OutputFile::new),
+            stdout: Mutex::new(stdout.map(OutputFile::new)),
+            stderr: Mutex::new(stderr.map(OutputFile::new)),
             memory_limit,
             network,
             usage: Arc::default(),
@@ -106,11 +108,11 @@ impl GuestEnv {
     fn wasi_builder(&self) -> wasmtime::Result<WasiCtxBuilder> {
         let mut b = WasiCtxBuilder::new();
         b.args(&self.args).envs(&self.env);
-        if let Some(out) = &self.stdout {
-            b.stdout(out.clone());
+        if let Some(out) = lock(&self.stdout).clone() {
+            b.stdout(out);
         }
-        if let Some(err) = &self.stderr {
-            b.stderr(err.clone());
+        if let Some(err) = lock(&self.stderr).clone() {
+            b.stderr(err);
         }
         for p in &self.preopens {
             let perms = if p.read_only {
@@ -129,8 +131,15 @@ impl GuestEnv {
     }
 
     /// Writes a line to the container's stderr (what `kubectl logs` shows).
+    /// Drops our handles on the container's stdio (instances still running hold their own
+    /// until they are dropped).
+    pub fn close_stdio(&self) {
+        lock(&self.stdout).take();
+        lock(&self.stderr).take();
+    }
+
     pub fn report(&self, line: &str) {
-        if let Some(err) = &self.stderr {
+        if let Some(err) = lock(&self.stderr).as_ref() {
             let mut s = wasmtime_wasi::cli::StdoutStream::p2_stream(err);
             let _ = s.write(bytes::Bytes::from(format!("wasmpod: {line}\n")));
         }
@@ -143,6 +152,10 @@ impl GuestEnv {
             usage: self.usage.clone(),
         }
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Bind mounts of the spec that are directories become preopens; the guest sees nothing else

@@ -261,11 +261,11 @@ fn from_rootfs(id: &str, spec: &Spec, rootfs: &Path) -> Result<Resolved> {
     let cwd = process
         .map(|p| p.cwd().clone())
         .unwrap_or_else(|| PathBuf::from("/"));
-    let in_image = if Path::new(arg0).is_absolute() {
-        PathBuf::from(arg0)
-    } else {
-        cwd.join(arg0)
-    };
+    let env_path = process
+        .and_then(|p| p.env().as_ref())
+        .and_then(|env| env.iter().find_map(|kv| kv.strip_prefix("PATH=")))
+        .unwrap_or(DEFAULT_PATH);
+    let in_image = entrypoint_in_image(rootfs, arg0, &cwd, env_path);
     let host_path = join_inside(rootfs, &in_image).ok_or_else(|| Error::NoWasm {
         id: id.into(),
         detail: format!("entrypoint {arg0} escapes the image rootfs"),
@@ -311,6 +311,27 @@ fn from_rootfs(id: &str, spec: &Spec, rootfs: &Path) -> Result<Resolved> {
             ),
         }),
     }
+}
+
+/// The PATH runc and shells use when the container sets none.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Where in the image the command lives: a path with a `/` is taken relative to the working
+/// directory; a bare name is looked up in the container's PATH like exec does (so `sh` of a
+/// busybox sidecar is found), falling back to the working directory (`app.wasm`).
+fn entrypoint_in_image(rootfs: &Path, arg0: &str, cwd: &Path, env_path: &str) -> PathBuf {
+    if Path::new(arg0).is_absolute() {
+        return PathBuf::from(arg0);
+    }
+    if !arg0.contains('/') {
+        for dir in env_path.split(':').filter(|d| d.starts_with('/')) {
+            let candidate = Path::new(dir).join(arg0);
+            if join_inside(rootfs, &candidate).is_some_and(|p| p.is_file()) {
+                return candidate;
+            }
+        }
+    }
+    cwd.join(arg0)
 }
 
 /// Joins an absolute in-image path onto the rootfs without letting `..` climb out of it.
@@ -369,6 +390,30 @@ mod tests {
             Some(PathBuf::from("/r/b.wasm"))
         );
         assert_eq!(join_inside(root, Path::new("/../etc/passwd")), None);
+    }
+
+    #[test]
+    fn bare_commands_are_found_in_path_then_in_the_working_directory() {
+        let root = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(root.path().join("bin")).expect("mkdir");
+        std::fs::write(root.path().join("bin/sh"), b"\x7fELF").expect("write");
+        let cwd = Path::new("/work");
+        assert_eq!(
+            entrypoint_in_image(root.path(), "sh", cwd, "/usr/bin:/bin"),
+            PathBuf::from("/bin/sh")
+        );
+        assert_eq!(
+            entrypoint_in_image(root.path(), "app.wasm", cwd, "/bin"),
+            PathBuf::from("/work/app.wasm")
+        );
+        assert_eq!(
+            entrypoint_in_image(root.path(), "./x", cwd, "/bin"),
+            PathBuf::from("/work/./x")
+        );
+        assert_eq!(
+            entrypoint_in_image(root.path(), "/a.wasm", cwd, "/bin"),
+            PathBuf::from("/a.wasm")
+        );
     }
 
     #[test]

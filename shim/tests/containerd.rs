@@ -540,3 +540,42 @@ fn unsupported_calls_answer_unimplemented() {
             .is_some()
     );
 }
+
+#[test]
+fn guests_make_outgoing_http_requests_from_the_pod_network() {
+    let cd = Containerd::start();
+    let ns = NetNs::new("wp-out");
+    start_http(&cd, &ns, "server", "pod-o", &[]);
+    assert!(
+        ns.curl("http://127.0.0.1:8080/", Duration::from_secs(20))
+            .is_some()
+    );
+    let get = component("http-get");
+    let img = cd.import(
+        "http-get",
+        &[
+            "rootfs",
+            "--wasm",
+            get.to_str().unwrap(),
+            "--entrypoint",
+            "/get.wasm",
+        ],
+    );
+    let netns = format!("network:{}", ns.path());
+    // 127.0.0.1 here is the pod's loopback: only reachable from inside its namespace.
+    let (code, out, err) = cd.run_rm(
+        &img,
+        "client",
+        &[
+            "--with-ns",
+            &netns,
+            "--env",
+            "TARGET_URL=http://127.0.0.1:8080/",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("-> 200") && out.contains("hello from wasmpod http"),
+        "{out}"
+    );
+}

@@ -12,11 +12,16 @@ source "$here/lib.sh"
 
 HELLO_IMAGE=$REGISTRY/wasmpod-test/hello-http:v1
 BUSYBOX_IMAGE=$REGISTRY/library/busybox:1.35
-# The mixed-cluster test needs a Wasm HTTP server image (wasi:http, answering "hello from wasmpod
-# http") and a Wasm client image (run to completion: fetches $TARGET_URL, prints the body).
-# To be filled in when the shim lands; until then that test reports SKIPPED.
+# The Wasm tests use images built from e2e/components and pushed by e2e/cluster/wasm-images.sh
+# (a wasi:http server answering "hello from wasmpod http" as rootfs image, CNCF artifact and
+# layer image, and http-get, a command that fetches $TARGET_URL). Built when the shim exists.
+if [[ -x $WASMPOD_SHIM && -z ${WASM_HTTP_IMAGE:-} ]]; then
+  eval "$("$CLUSTER_DIR/wasm-images.sh")"
+fi
 WASM_HTTP_IMAGE=${WASM_HTTP_IMAGE:-}
 WASM_CLIENT_IMAGE=${WASM_CLIENT_IMAGE:-}
+WASM_ARTIFACT_IMAGE=${WASM_ARTIFACT_IMAGE:-}
+WASM_LAYER_IMAGE=${WASM_LAYER_IMAGE:-}
 NS=${NS:-wasmpod-e2e-$(date +%s)-$RANDOM}
 K="$KUBECTL -n $NS"
 
@@ -207,8 +212,10 @@ spec:
   containers:
   - name: app
     image: $WASM_HTTP_IMAGE
-    command: [/app.wasm]   # placeholder: adjust to the image when it exists
     ports: [{containerPort: 8080}]
+    readinessProbe:
+      httpGet: {path: /, port: 8080}
+      periodSeconds: 1
 ---
 apiVersion: v1
 kind: Service
@@ -236,12 +243,47 @@ spec:
   containers:
   - name: app
     image: $WASM_CLIENT_IMAGE
-    command: [/app.wasm]
-    env: [{name: TARGET_URL, value: "http://web-for-wasm/from-wasm"}]
+    # Guests do no DNS lookups of their own (they would use the node's resolver), so the
+    # client uses the Service's environment variable, expanded by the kubelet.
+    env: [{name: TARGET_URL, value: "http://\$(WEB_FOR_WASM_SERVICE_HOST)/from-wasm"}]
 EOF
   logs=$(run_to_end wasm-client)
   echo "wasm -> container: $logs"
   grep -q "hello from web-for-wasm path /from-wasm" <<< "$logs" || fail "Wasm pod did not reach the container pod"
+}
+
+# A CNCF Wasm artifact (config application/vnd.wasm.config.v0+json, one application/wasm layer)
+# and an image with a component layer, pulled and run through CRI, beside a container sidecar
+# in the same pod (the sidecar runs under runc, delegated by the shim).
+test_wasm_artifact_and_layer_images_via_cri() {
+  [[ -x $WASMPOD_SHIM ]] || skip "shim $WASMPOD_SHIM not built yet"
+  [[ -n $WASM_ARTIFACT_IMAGE && -n $WASM_LAYER_IMAGE ]] || skip "Wasm images not built"
+  local name image ip
+  for name in artifact layer; do
+    image=$WASM_ARTIFACT_IMAGE; [[ $name == layer ]] && image=$WASM_LAYER_IMAGE
+    apply <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: wasm-$name}
+spec:
+  runtimeClassName: wasmpod
+  containers:
+  - name: app
+    image: $image
+    command: [/app.wasm]   # CRI needs a command; the Wasm comes from the image's layer
+    readinessProbe:
+      httpGet: {path: /, port: 8080}
+      periodSeconds: 1
+  - name: sidecar
+    image: $BUSYBOX_IMAGE
+    command: [sh, -c, "echo sidecar up; sleep 3600"]
+EOF
+    wait_ready "wasm-$name"
+    ip=$($K get pod "wasm-$name" -o jsonpath='{.status.podIP}')
+    busybox_client "get-$name" "for i in \$(seq 20); do timeout 5 wget -qO- http://$ip:8080/ && exit 0; sleep 1; done; exit 1"
+    grep -qx "hello from wasmpod http" <<< "$(run_to_end "get-$name")" || fail "$name image did not answer"
+    $K logs "wasm-$name" -c sidecar | grep -qx "sidecar up" || fail "runc sidecar of the Wasm pod did not run"
+  done
 }
 
 # --- main ----------------------------------------------------------------------------------------
@@ -259,7 +301,8 @@ wait_for 30 "default ServiceAccount in $NS" $K get serviceaccount default
 tests=("$@")
 ((${#tests[@]})) || tests=(test_runc_pod_from_local_image test_service_discovery test_runtimeclass_wasmpod_exists
                            test_registry_reachable_from_pods test_egress_guard_in_place
-                           test_mixed_cluster_wasm_and_container_pods)
+                           test_mixed_cluster_wasm_and_container_pods
+                           test_wasm_artifact_and_layer_images_via_cri)
 echo "cluster tests in namespace $NS (containerd $CONTAINERD)"
 for t in "${tests[@]}"; do run_test "$t"; done
 summary || exit 1
