@@ -1,0 +1,33 @@
+//! wasmpod-node-installer: puts the wasmpod shim on a Kubernetes node and registers it with
+//! containerd, then labels the node `wasmpod.io/runtime=ready`; removing its DaemonSet undoes
+//! all of it. See `installer/README.md` for flags, the chart for how it runs.
+//!
+//! Modules: [`shim`] (versioned binary + atomic symlink), [`config`] (TOML merge of containerd's
+//! config), [`template`] (k3s/RKE2 config templates), [`host`] (commands in the host's
+//! namespaces), [`run`] (the node-local install/uninstall), [`node`] (label, DaemonSet state),
+//! [`daemon`] (the DaemonSet's lifecycle), [`cli`].
+
+pub mod cli;
+pub mod config;
+pub mod daemon;
+mod error;
+pub mod host;
+pub mod node;
+pub mod run;
+pub mod shim;
+pub mod template;
+
+pub use error::{Error, IoContext, Result};
+
+/// Sets up logging to stderr (`RUST_LOG`, default `info`).
+pub fn init_logging(format: cli::LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        cli::LogFormat::Text => builder.init(),
+        cli::LogFormat::Json => builder.json().init(),
+    }
+}
