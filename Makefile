@@ -1,38 +1,39 @@
-# wasmpod: `make` prints this help. Every target installs what it needs (idempotently).
+# wasmpod: `make` prints this help. Every target installs what it needs (idempotently); the
+# tests need root (containerd, network namespaces, a local cluster).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 export CARGO_TARGET_DIR ?= /var/cache/wasmpod/target
 export WASMPOD_CACHE ?= /var/cache/wasmpod
-CONTAINERD ?= 2
 SHIM := $(CARGO_TARGET_DIR)/release/containerd-shim-wasmpod-v1
+# Always select the whole workspace: cargo unifies features over the selected packages, so
+# building one package alone would compile the shared dependencies a second time.
+CARGO_TEST := cargo test --release --workspace
 
-.PHONY: help deps build components test test-unit test-shim lint fmt bench go-deps
+.PHONY: help deps go-deps build components generate verify lint fmt \
+        test test-unit test-shim test-operator test-cluster bench bench-shim bench-operator
 
 help: ## Show this help
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 deps: ## Install system packages and Rust targets the build and tests need
 	@scripts/install-deps.sh
 
-go-deps: deps ## Build containerd (2.x, 1.7) and the cluster binaries from their Go modules (cached)
+go-deps: deps ## Build containerd 2.x/1.7 and the Kubernetes binaries from their Go modules (cached)
 	@e2e/build-deps.sh
 
-build: deps ## Build the shim (release)
-	cargo build --release -p wasmpod-shim
+build: deps ## Build the shim and the operator (release)
+	cargo build --release --workspace
 
 components: deps ## Build the Wasm test components and the OCI packer
 	@e2e/components/build.sh
 	@e2e/oci-pack/build.sh >/dev/null
 
-test-unit: deps ## Unit tests of every crate
-	cargo test --release --workspace --lib --bins
+generate: ## Regenerate crds/wasmapp.yaml from the Rust types
+	BLESS=1 $(CARGO_TEST) --test crd
 
-test-shim: build components ## Shim tests against real containerd 2.x and 1.7 (root)
-	@e2e/build-deps.sh containerd2 containerd17
-	cargo test --release -p wasmpod-shim --test containerd -- --test-threads=1
-
-test: lint test-unit test-shim ## Everything CI runs (what .ci/run calls)
+verify: ## Fail when a generated file (CRD) is stale
+	$(CARGO_TEST) --test crd
 
 lint: deps ## cargo fmt --check and clippy -D warnings
 	cargo fmt --all -- --check
@@ -41,7 +42,39 @@ lint: deps ## cargo fmt --check and clippy -D warnings
 fmt: ## Format the code
 	cargo fmt --all
 
-bench: build components ## Benchmarks with ratios against their baselines
+test-unit: deps ## Unit tests of every crate
+	$(CARGO_TEST) --lib --bins
+
+test-shim: build components ## Shim under real containerd 2.x and 1.7, driven by ctr
+	@e2e/build-deps.sh containerd2 containerd17
+	WASMPOD_TEST_CONTAINERD=2 $(CARGO_TEST) --test containerd -- --test-threads=1
+	WASMPOD_TEST_CONTAINERD=1.7 $(CARGO_TEST) --test containerd -- --test-threads=1
+
+test-operator: deps ## Operator: CRD, image inspection, samples, and against a real etcd + kube-apiserver
+	@e2e/build-deps.sh etcd kubernetes
+	$(CARGO_TEST) --test crd --test image --test samples
+	WASMPOD_REQUIRE_APISERVER=1 $(CARGO_TEST) --test apiserver
+
+test-cluster: build components go-deps ## Local cluster: runc, DNS, Wasm and mixed pods (boots it if needed)
+	@e2e/tests/cluster/with-cluster.sh
+	@e2e/tests/cluster/check-containerd-config.sh
+	@e2e/kind/check-config.sh
+	@e2e/kind/test-scripts.sh
+
+test: lint test-unit test-shim test-operator test-cluster ## Everything CI runs (.ci/run)
+
+bench: bench-shim bench-operator ## All benchmarks, with ratios against their baselines
+
+bench-shim: build components ## Shim: start vs runc, idle memory, HTTP vs wasmtime serve
+	@e2e/build-deps.sh containerd2
 	@e2e/bench/shim-bench.sh
 
+bench-operator: deps ## Operator: 1000 WasmApps against etcd + kube-apiserver
+	@e2e/build-deps.sh etcd kubernetes
+	cargo bench --workspace --bench apps
+
 include e2e/Makefile.cluster.mk
+
+.PHONY: demo
+demo: build components go-deps ## The main job: local cluster + wasmpod + a Wasm app answering a container app
+	@e2e/demo.sh

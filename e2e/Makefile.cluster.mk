@@ -18,30 +18,30 @@ WASMPOD_E2E := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 .PHONY: cluster-up cluster-down cluster-logs cluster-test cluster-config-check cluster-deps \
         kind-up kind-down kind-config-check
 
-cluster-up:
+cluster-up: ## Boot (or re-check) the local single-node cluster [CONTAINERD=2|1.7]
 	$(WASMPOD_E2E)/cluster/up.sh
 
-cluster-down:
+cluster-down: ## Stop the local cluster and undo every host change
 	$(WASMPOD_E2E)/cluster/down.sh
 
-cluster-logs:
+cluster-logs: ## Show the local cluster's component logs, pods and events
 	$(WASMPOD_E2E)/cluster/logs.sh
 
-cluster-test:
+cluster-test: ## Tests against the running local cluster
 	$(WASMPOD_E2E)/tests/cluster/run.sh
 
-cluster-config-check:
+cluster-config-check: ## Check the generated containerd configs load (2.x and 1.7)
 	$(WASMPOD_E2E)/tests/cluster/check-containerd-config.sh
 
-cluster-deps:
+cluster-deps: ## Build the pinned Go binaries of the test bed
 	$(WASMPOD_E2E)/build-deps.sh containerd2 containerd17 crictl etcd kubernetes helm coredns
 
-kind-up:
+kind-up: ## Create a kind cluster with wasmpod (needs Docker or Podman)
 	$(WASMPOD_E2E)/kind/up.sh
 
-kind-down:
+kind-down: ## Delete the kind cluster
 	$(WASMPOD_E2E)/kind/down.sh
 
-kind-config-check:
+kind-config-check: ## Static checks of the kind config and scripts
 	$(WASMPOD_E2E)/kind/check-config.sh
 	$(WASMPOD_E2E)/kind/test-scripts.sh

@@ -6,6 +6,8 @@
 
 mod support;
 
+use containerd_shim_protos::protobuf::Message;
+
 use std::time::Duration;
 
 use support::{Containerd, NetNs, Registry, component, text};
@@ -578,4 +580,72 @@ fn guests_make_outgoing_http_requests_from_the_pod_network() {
         out.contains("-> 200") && out.contains("hello from wasmpod http"),
         "{out}"
     );
+}
+
+#[test]
+fn version_and_info_flags_answer_without_containerd() {
+    let out = support::run(&mut std::process::Command::new(support::shim_binary()).arg("-v"));
+    assert!(out.status.success());
+    assert!(
+        text(&out.stdout).contains("containerd-shim-wasmpod-v1"),
+        "{}",
+        text(&out.stdout)
+    );
+    // -info reads optional options from stdin and writes a protobuf RuntimeInfo.
+    let out = support::run(
+        std::process::Command::new(support::shim_binary())
+            .arg("-info")
+            .stdin(std::process::Stdio::null()),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let info =
+        containerd_shim_protos::types::introspection::RuntimeInfo::parse_from_bytes(&out.stdout)
+            .expect("RuntimeInfo protobuf");
+    assert_eq!(info.name, "io.containerd.wasmpod.v1");
+    assert!(!info.version.version.is_empty());
+}
+
+#[test]
+fn stats_report_the_guests_cpu_and_memory() {
+    let cd = Containerd::start();
+    let ns = NetNs::new("wp-stats");
+    start_http(&cd, &ns, "web", "pod-s", &["--memory-limit", "134217728"]);
+    assert!(
+        ns.curl("http://127.0.0.1:8080/", Duration::from_secs(20))
+            .is_some()
+    );
+    for _ in 0..50 {
+        ns.curl("http://127.0.0.1:8080/", Duration::from_secs(5));
+    }
+    // Guest memory is what live instances hold: keep one request in flight while sampling.
+    let slow = std::thread::spawn(|| {
+        support::run(std::process::Command::new("ip").args([
+            "netns",
+            "exec",
+            "wp-stats",
+            "curl",
+            "-s",
+            "http://127.0.0.1:8080/sleep?ms=2000",
+        ]))
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    let out = cd.ctr(&["task", "metrics", "--format", "json", "web"]);
+    let _ = slow.join();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metrics json");
+    let cpu = json["cpu"]["usage"]["total"]
+        .as_u64()
+        .or_else(|| json["cpu"]["usage_usec"].as_u64())
+        .unwrap_or(0);
+    let mem = json["memory"]["usage"]["usage"]
+        .as_u64()
+        .or_else(|| json["memory"]["usage"].as_u64())
+        .unwrap_or(0);
+    let limit = json["memory"]["usage"]["limit"]
+        .as_u64()
+        .or_else(|| json["memory"]["usage_limit"].as_u64())
+        .unwrap_or(0);
+    assert!(cpu > 0, "CPU time of the guest's threads: {json}");
+    assert!(mem > 0, "guest linear memory: {json}");
+    assert_eq!(limit, 134_217_728, "{json}");
 }
