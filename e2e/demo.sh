@@ -57,11 +57,11 @@ The container pod 'caller' asked the Wasm service http://hello-wasm/ and got:
     $answer
 
 Try next:
-    source $STATE/env                      # kubectl, helm, crictl and KUBECONFIG
+    source $STATE/env                           # kubectl, helm, crictl and KUBECONFIG
     kubectl -n wasmpod-demo get pods -o wide    # Wasm pods run under RuntimeClass wasmpod
     kubectl -n wasmpod-demo logs caller -f
     kubectl -n wasmpod-demo scale deployment/hello-wasm --replicas=4
-    kubectl -n wasmpod-demo top pods            # (metrics come from the shim's Stats)
+    crictl stats                                # CPU and memory of each container, Wasm ones from the shim
     make cluster-logs                           # containerd (and shim) logs
     make cluster-down                           # stop it and clean up the host
 MSG

@@ -14,7 +14,7 @@ use crate::source::WasmSource;
 /// long a guest in a tight loop can hold a thread and how soon a kill takes effect.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Upper bounds of the pooling allocator. They reserve address space, not memory.
-const POOL_INSTANCES: u32 = 1000;
+const POOL_INSTANCES: u32 = 256;
 
 /// A compiled guest.
 pub enum Compiled {
@@ -91,24 +91,35 @@ impl WasmEngine {
                 .map_err(wasm_err)?
         };
         let outcome = self.cache.store(&src.digest, &artifact);
+        let compiled = self
+            .load_compiled(&src.digest, is_component, artifact)
+            .map_err(wasm_err)?;
+        // Compiling grows the heap by tens of MiB that the allocator would keep; give it back
+        // so a pod's shim stays small after its first start on a node.
+        // SAFETY: malloc_trim only releases free heap pages.
+        unsafe { libc::malloc_trim(0) };
+        Ok((compiled, outcome))
+    }
+
+    fn load_compiled(
+        &self,
+        digest: &str,
+        is_component: bool,
+        artifact: Vec<u8>,
+    ) -> wasmtime::Result<Compiled> {
         // Load what we just wrote, so even the first pod maps the cached file and every pod
         // of this component shares its pages; fall back to the in-memory artifact.
-        if let Some(compiled) = self
-            .cache
-            .load_stored(&self.engine, &src.digest, is_component)
-        {
-            return Ok((compiled, outcome));
+        if let Some(compiled) = self.cache.load_stored(&self.engine, digest, is_component) {
+            return Ok(compiled);
         }
         // SAFETY: `artifact` was produced by this engine a moment ago.
-        let compiled = unsafe {
+        unsafe {
             if is_component {
                 Component::deserialize(&self.engine, &artifact).map(Compiled::Component)
             } else {
                 Module::deserialize(&self.engine, &artifact).map(Compiled::Module)
             }
         }
-        .map_err(wasm_err)?;
-        Ok((compiled, outcome))
     }
 }
 
