@@ -584,7 +584,7 @@ fn guests_make_outgoing_http_requests_from_the_pod_network() {
 
 #[test]
 fn version_and_info_flags_answer_without_containerd() {
-    let out = support::run(&mut std::process::Command::new(support::shim_binary()).arg("-v"));
+    let out = support::run(std::process::Command::new(support::shim_binary()).arg("-v"));
     assert!(out.status.success());
     assert!(
         text(&out.stdout).contains("containerd-shim-wasmpod-v1"),
