@@ -286,6 +286,49 @@ EOF
   done
 }
 
+# The operator on the full cluster (run on the host with the admin kubeconfig; its in-cluster
+# install is the chart's job): a WasmApp of an HTTP component goes Ready, answers through its
+# Service URL from a container pod, scales with `kubectl scale`, and one with autoscaling
+# gets an HPA that targets the WasmApp.
+test_operator_wasmapp_on_cluster() {
+  [[ -x $WASMPOD_SHIM && -n $WASM_HTTP_IMAGE ]] || skip "shim or Wasm images not built"
+  local op=${CARGO_TARGET_DIR:-/var/cache/wasmpod/target}/release/wasmpod-operator url
+  [[ -x $op ]] || skip "operator $op not built (make build)"
+  $KUBECTL apply -f "$E2E_DIR/../crds/wasmapp.yaml" >/dev/null
+  $KUBECTL wait --for condition=established crd/wasmapps.wasmpod.io --timeout=30s >/dev/null
+  "$op" --kubeconfig "$ADMIN_KUBECONFIG" --http-addr 127.0.0.1:0 --leader-elect false \
+    --insecure-registry "$REGISTRY" --watch-namespace "$NS" > "$LOGS/operator-test.log" 2>&1 &
+  local pid=$!
+  trap "kill $pid 2>/dev/null || true" EXIT
+  apply <<EOF
+apiVersion: wasmpod.io/v1alpha1
+kind: WasmApp
+metadata: {name: hello}
+spec:
+  image: $WASM_HTTP_IMAGE
+---
+apiVersion: wasmpod.io/v1alpha1
+kind: WasmApp
+metadata: {name: auto}
+spec:
+  image: $WASM_HTTP_IMAGE
+  resources: {requests: {cpu: 50m}}
+  autoscaling: {minReplicas: 1, maxReplicas: 3, targetCPUUtilizationPercentage: 80}
+EOF
+  if ! $K wait --for=condition=Ready wapp/hello --timeout=120s >/dev/null; then
+    $K get wapp hello -o yaml | tail -n 40; tail -n 30 "$LOGS/operator-test.log"; fail "WasmApp hello not Ready"
+  fi
+  url=$($K get wapp hello -o jsonpath='{.status.url}')
+  [[ -n $url ]] || fail "no status.url"
+  busybox_client via-url "for i in \$(seq 20); do timeout 5 wget -qO- $url && exit 0; sleep 1; done; exit 1"
+  grep -qx "hello from wasmpod http" <<< "$(run_to_end via-url)" || fail "WasmApp did not answer at $url"
+  $K scale wapp/hello --replicas=2 >/dev/null
+  $K wait --for=jsonpath='{.status.readyReplicas}'=2 wapp/hello --timeout=120s >/dev/null ||
+    fail "kubectl scale wapp/hello --replicas=2 did not give 2 ready replicas"
+  wait_for 60 "HPA of WasmApp auto" $K get hpa auto
+  [[ $($K get hpa auto -o jsonpath='{.spec.scaleTargetRef.kind}') == WasmApp ]] || fail "HPA does not target the WasmApp"
+}
+
 # --- main ----------------------------------------------------------------------------------------
 
 $KUBECTL get --raw /readyz >/dev/null 2>&1 || { echo "cluster is not up: run 'make cluster-up'"; echo "0 passed, 1 failed"; exit 1; }
@@ -302,7 +345,8 @@ tests=("$@")
 ((${#tests[@]})) || tests=(test_runc_pod_from_local_image test_service_discovery test_runtimeclass_wasmpod_exists
                            test_registry_reachable_from_pods test_egress_guard_in_place
                            test_mixed_cluster_wasm_and_container_pods
-                           test_wasm_artifact_and_layer_images_via_cri)
+                           test_wasm_artifact_and_layer_images_via_cri
+                           test_operator_wasmapp_on_cluster)
 echo "cluster tests in namespace $NS (containerd $CONTAINERD)"
 for t in "${tests[@]}"; do run_test "$t"; done
 summary || exit 1
