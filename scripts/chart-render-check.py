@@ -149,7 +149,8 @@ check("containerd config dir and install dir mounted at their host paths",
 check("installer settings passed as env",
       ie["WASMPOD_CONTAINERD_CONFIG"] == "/etc/containerd/config.toml"
       and ie["WASMPOD_RESTART_COMMAND"] == "systemctl restart containerd"
-      and ie["WASMPOD_INSTALL_DIR"] == "/opt/wasmpod/bin" and "WASMPOD_CONFIG_VERSION" not in ie)
+      and ie["WASMPOD_INSTALL_DIR"] == "/opt/wasmpod/bin" and "WASMPOD_CONFIG_VERSION" not in ie
+      and ie["WASMPOD_HOST_PID"] == "1")
 check("installer runs on every node by default (tolerates all taints)",
       pod["tolerations"] == [{"operator": "Exists"}])
 check("readiness from the installer's probe",
@@ -242,7 +243,7 @@ check("k3s: the template's directory is mounted and the template path passed",
 # --- schema -------------------------------------------------------------------------------------
 for bad in ["operator.replicass=2", "installer.containerd.systemdCgroup=maybe",
             "installer.containerd.configVersion=4", "installer.installDir=opt/wasmpod",
-            "operator.logFormat=xml", "crds.enabled=yes"]:
+            "operator.logFormat=xml", "crds.enabled=yes", "installer.hostPid=init"]:
     p = render(bad, expect_fail=True)
     check(f"schema rejects {bad}", p.returncode != 0 and "schema" in p.stderr.lower(), p.stderr)
 

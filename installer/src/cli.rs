@@ -143,9 +143,11 @@ pub struct InstallArgs {
     #[arg(long, env = "WASMPOD_VERIFY_COMMAND", default_value = "")]
     pub verify_command: String,
 
-    /// Run host commands in the namespaces of this host PID (1 with hostPID: the node's init).
-    #[arg(long, env = "WASMPOD_HOST_PID", default_value_t = 1)]
-    pub host_pid: u32,
+    /// Run host commands in the namespaces of this host process: a PID (1 with hostPID: the
+    /// node's init), or `parent`: the installer's parent, the container runtime's shim, which
+    /// runs in the node's namespaces (for nodes whose PID 1 may not be entered).
+    #[arg(long, env = "WASMPOD_HOST_PID", default_value = "1")]
+    pub host_pid: String,
 
     /// Run host commands in the installer's own namespaces (when run on the node directly).
     #[arg(long, env = "WASMPOD_LOCAL")]
@@ -205,11 +207,21 @@ impl InstallArgs {
             host: if self.local {
                 Host::Local
             } else {
-                Host::Namespaces(self.host_pid)
+                Host::Namespaces(host_pid(&self.host_pid)?)
             },
             timeout: Duration::from_secs(self.command_timeout),
             version: env!("CARGO_PKG_VERSION").to_string(),
         })
+    }
+}
+
+/// `--host-pid`: a number, or `parent` for this process's parent.
+fn host_pid(value: &str) -> Result<u32, String> {
+    match value {
+        "parent" => Ok(std::os::unix::process::parent_id()),
+        v => v
+            .parse()
+            .map_err(|_| format!("--host-pid must be a PID or \"parent\", not {v:?}")),
     }
 }
 
@@ -257,6 +269,19 @@ mod tests {
         let s = args.settings().unwrap();
         assert_eq!(s.systemd_cgroup, SystemdCgroup::Set(false));
         assert!(s.check_config_command.is_empty());
+        let parent = InstallArgs {
+            host_pid: "parent".into(),
+            ..args.clone()
+        };
+        assert_eq!(
+            parent.settings().unwrap().host,
+            Host::Namespaces(std::os::unix::process::parent_id())
+        );
+        let junk = InstallArgs {
+            host_pid: "init".into(),
+            ..args.clone()
+        };
+        assert!(junk.settings().unwrap_err().contains("--host-pid"));
         let bad = InstallArgs {
             systemd_cgroup: "yes".into(),
             ..args.clone()
