@@ -146,6 +146,9 @@ vols = {v["name"]: v.get("hostPath", {}).get("path") for v in pod["volumes"]}
 check("containerd config dir and install dir mounted at their host paths",
       mounts["containerd-config"] == vols["containerd-config"] == "/etc/containerd"
       and mounts["install-dir"] == vols["install-dir"] == "/opt/wasmpod/bin", (mounts, vols))
+check("config mount sees later node mounts (HostToContainer)",
+      [m for m in ic["volumeMounts"] if m["name"] == "containerd-config"][0]["mountPropagation"]
+      == "HostToContainer")
 check("installer settings passed as env",
       ie["WASMPOD_CONTAINERD_CONFIG"] == "/etc/containerd/config.toml"
       and ie["WASMPOD_RESTART_COMMAND"] == "systemctl restart containerd"

@@ -140,7 +140,9 @@ cmd_lint() {
     # shellcheck disable=SC2086  # word splitting of the --set list is intended
     "$helm" lint --strict --quiet --kube-version "$KUBE_VERSION" "$chart" $s >&2 || die "helm lint failed with: ${s:-default values}"
   done
-  log "helm lint --strict: ${#sets[@]} value sets pass"
+  "$helm" lint --strict --quiet --kube-version "$KUBE_VERSION" "$chart" -f "$chart/ci/test-bed-values.yaml" >&2 ||
+    die "helm lint failed with ci/test-bed-values.yaml"
+  log "helm lint --strict: $((${#sets[@]} + 1)) value sets pass"
   HELM=$helm KUBE_VERSION=$KUBE_VERSION python3 "$root/scripts/chart-render-check.py" "$chart"
 }
 
@@ -161,6 +163,9 @@ cmd_dry_run() {
   "${kubectl[@]}" create namespace "$NAMESPACE" >/dev/null
   "${kubectl[@]}" apply --dry-run=server -f "$deploy" > "$dir/out" 2>&1 || rc=1
   "$helm" template "$RELEASE" "$chart" --namespace "$NAMESPACE" --kube-version "$KUBE_VERSION" |
+    "${kubectl[@]}" apply --dry-run=server -f - >> "$dir/out" 2>&1 || rc=1
+  "$helm" template "$RELEASE" "$chart" --namespace "$NAMESPACE" --kube-version "$KUBE_VERSION" \
+    -f "$chart/ci/test-bed-values.yaml" --set operator.replicas=2 --set operator.podDisruptionBudget.enabled=true |
     "${kubectl[@]}" apply --dry-run=server -f - >> "$dir/out" 2>&1 || rc=1
   cat "$dir/out" >&2
   ((rc == 0)) || die "the API server rejected rendered objects (above)"
