@@ -156,11 +156,21 @@ cmd_dry_run() {
   # shellcheck disable=SC2064  # expand now
   trap "'$root/e2e/cluster/apiserver-only.sh' stop '$dir' >/dev/null 2>&1 || true; rm -rf '$dir'" RETURN
   local kubectl=("$k8s/kubectl" --kubeconfig "$kubeconfig")
+  # helm install --dry-run=server against an empty cluster; it renders NOTES.txt too.
+  "$helm" install "$RELEASE" "$chart" --namespace "$NAMESPACE" --kubeconfig "$kubeconfig" \
+    --dry-run=server > "$dir/install" 2>&1 || { tail -n 20 "$dir/install" >&2; rc=1; }
+  grep -q 'kubectl get nodes -L wasmpod.io/runtime' "$dir/install" ||
+    { log "NOTES.txt missing from helm install --dry-run=server"; rc=1; }
   # The CRD for real first (the test hook's WasmApp needs it), then everything server-side
   # validated without being stored: schemas, RBAC, DaemonSet and Job specs, the sample WasmApp.
   "${kubectl[@]}" apply -f "$root/crds/wasmapp.yaml" >/dev/null
-  "${kubectl[@]}" wait --for=condition=Established crd/wasmapps.wasmpod.io --timeout=30s >/dev/null
-  "${kubectl[@]}" create namespace "$NAMESPACE" >/dev/null
+  local i
+  for ((i = 0; i < 150; i++)); do
+    [[ $("${kubectl[@]}" get crd wasmapps.wasmpod.io \
+      -o jsonpath='{.status.conditions[?(@.type=="Established")].status}' 2>/dev/null) == True ]] && break
+    sleep 0.2
+  done
+  "${kubectl[@]}" create namespace "$NAMESPACE" --save-config >/dev/null
   "${kubectl[@]}" apply --dry-run=server -f "$deploy" > "$dir/out" 2>&1 || rc=1
   "$helm" template "$RELEASE" "$chart" --namespace "$NAMESPACE" --kube-version "$KUBE_VERSION" |
     "${kubectl[@]}" apply --dry-run=server -f - >> "$dir/out" 2>&1 || rc=1
