@@ -1,0 +1,376 @@
+//! The installer binary's Kubernetes side against a real etcd + kube-apiserver
+//! (`e2e/cluster/apiserver-only.sh`; needs `e2e/build-deps.sh etcd kubernetes`): the node label
+//! after the install, the uninstall request through the DaemonSet annotation, SIGTERM during a
+//! rollout/drain (DaemonSet present: keep everything) and after the DaemonSet's deletion
+//! (revert), and the pre-delete hook's `uninstall-all`. The node-local part runs with `--local`
+//! on temporary files (the "restart" appends to a file).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config, ResourceExt};
+use serde_json::json;
+
+const NS: &str = "wasmpod-system";
+const DS: &str = "wasmpod-node-installer";
+const NODE: &str = "n1";
+const LABEL: &str = "wasmpod.io/runtime";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// etcd + kube-apiserver on free ports, stopped on drop.
+struct ApiServer {
+    dir: tempfile::TempDir,
+    kubeconfig: PathBuf,
+}
+
+impl ApiServer {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("bash")
+            .arg(repo().join("e2e/cluster/apiserver-only.sh"))
+            .arg("start")
+            .arg(dir.path().join("c"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "apiserver-only.sh start failed (needs `e2e/build-deps.sh etcd kubernetes`): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let kubeconfig = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        Self { dir, kubeconfig }
+    }
+
+    async fn client(&self) -> Client {
+        let kc = Kubeconfig::read_from(&self.kubeconfig).unwrap();
+        let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+            .await
+            .unwrap();
+        Client::try_from(config).unwrap()
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(repo().join("e2e/cluster/apiserver-only.sh"))
+            .arg("stop")
+            .arg(self.dir.path().join("c"))
+            .output();
+    }
+}
+
+/// A node's files: containerd config, install dir, the "shim", a restart log.
+struct NodeFiles {
+    dir: tempfile::TempDir,
+}
+
+const ORIGINAL: &str = "version = 2\n\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  default_runtime_name = \"runc\"\n";
+
+impl NodeFiles {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.toml"), ORIGINAL).unwrap();
+        std::fs::write(
+            dir.path().join("shim"),
+            "#!/bin/sh\necho containerd-shim-wasmpod-v1 0.1.0\n",
+        )
+        .unwrap();
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn config(&self) -> String {
+        std::fs::read_to_string(self.path("config.toml")).unwrap()
+    }
+
+    fn restarts(&self) -> usize {
+        std::fs::read_to_string(self.path("restarts"))
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    }
+
+    fn installer(&self, api: &ApiServer, args: &[&str]) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_wasmpod-node-installer"))
+            .args(args)
+            .args([
+                "--local",
+                "--node-name",
+                NODE,
+                "--namespace",
+                NS,
+                "--daemonset",
+                DS,
+            ])
+            .arg("--shim-source")
+            .arg(self.path("shim"))
+            .arg("--install-dir")
+            .arg(self.path("bin"))
+            .arg("--containerd-config")
+            .arg(self.path("config.toml"))
+            .arg("--restart-command")
+            .arg(format!(
+                "echo restart >> {}",
+                self.path("restarts").display()
+            ))
+            .args([
+                "--containerd-socket=",
+                "--check-config-command=",
+                "--poll-interval=1",
+            ])
+            .arg("--ready-file")
+            .arg(self.path("ready"))
+            .env("KUBECONFIG", &api.kubeconfig)
+            .env_remove("NODE_NAME")
+            .env_remove("POD_NAMESPACE")
+            .spawn()
+            .unwrap()
+    }
+}
+
+/// Node `n1`, namespace and the installer DaemonSet (no controllers run: it never gets pods).
+async fn objects(client: &Client) {
+    let nodes: Api<Node> = Api::all(client.clone());
+    nodes
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": NODE}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let nss: Api<Namespace> = Api::all(client.clone());
+    nss.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": NS}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    let ds: DaemonSet = serde_json::from_value(json!({
+        "metadata": {"name": DS},
+        "spec": {
+            "selector": {"matchLabels": {"app": "installer"}},
+            "template": {
+                "metadata": {"labels": {"app": "installer"}},
+                "spec": {"containers": [{"name": "installer", "image": "installer:test"}]}
+            }
+        }
+    }))
+    .unwrap();
+    Api::<DaemonSet>::namespaced(client.clone(), NS)
+        .create(&PostParams::default(), &ds)
+        .await
+        .unwrap();
+}
+
+async fn label(client: &Client) -> Option<String> {
+    let node = Api::<Node>::all(client.clone()).get(NODE).await.unwrap();
+    node.labels().get(LABEL).cloned()
+}
+
+/// Polls `cond` for up to 30 s.
+async fn wait_for<F, Fut>(what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cond().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits for the process to exit and returns whether it exited 0.
+async fn exited_ok(child: &mut Child) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.success();
+        }
+        assert!(Instant::now() < deadline, "installer did not exit");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn annotate_uninstall(client: &Client) {
+    Api::<DaemonSet>::namespaced(client.clone(), NS)
+        .patch(
+            DS,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"wasmpod.io/uninstall": "true"}}})),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn label_set_after_install_and_removed_on_uninstall_request() {
+    let api = ApiServer::start();
+    let client = api.client().await;
+    objects(&client).await;
+    let node = NodeFiles::new();
+    let mut installer = node.installer(&api, &["install", "--wait"]);
+
+    wait_for("label ready", || async {
+        label(&client).await.as_deref() == Some("ready")
+    })
+    .await;
+    assert!(
+        node.config().contains("runtimes.wasmpod"),
+        "{}",
+        node.config()
+    );
+    assert!(node.path("ready").exists(), "readiness file written");
+    assert_eq!(node.restarts(), 1);
+
+    annotate_uninstall(&client).await;
+    wait_for("label removed", || async { label(&client).await.is_none() }).await;
+    wait_for("config restored", || async { node.config() == ORIGINAL }).await;
+    wait_for("binaries removed", || async { !node.path("bin").exists() }).await;
+    assert_eq!(node.restarts(), 2);
+    assert!(
+        !node.path("ready").exists(),
+        "not ready after the uninstall"
+    );
+    assert!(
+        installer.try_wait().unwrap().is_none(),
+        "idles after the uninstall"
+    );
+
+    // A restarted pod sees the annotation and does not install again.
+    sigterm(&installer);
+    assert!(exited_ok(&mut installer).await);
+    let mut again = node.installer(&api, &["install", "--wait"]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(node.config(), ORIGINAL);
+    assert_eq!(label(&client).await, None);
+    sigterm(&again);
+    assert!(exited_ok(&mut again).await);
+}
+
+#[tokio::test]
+async fn sigterm_keeps_the_runtime_unless_the_daemonset_is_gone() {
+    let api = ApiServer::start();
+    let client = api.client().await;
+    objects(&client).await;
+    let node = NodeFiles::new();
+
+    // Rollout, drain or reboot: the DaemonSet is still there.
+    let mut installer = node.installer(&api, &["install", "--wait"]);
+    wait_for("label ready", || async {
+        label(&client).await.as_deref() == Some("ready")
+    })
+    .await;
+    sigterm(&installer);
+    assert!(exited_ok(&mut installer).await);
+    assert_eq!(label(&client).await.as_deref(), Some("ready"), "label kept");
+    assert!(node.config().contains("runtimes.wasmpod"), "runtime kept");
+    assert!(node.path("bin/containerd-shim-wasmpod-v1").exists());
+
+    // The next pod finds everything in place: no restart.
+    let mut installer = node.installer(&api, &["install", "--wait"]);
+    wait_for("ready file", || async { node.path("ready").exists() }).await;
+    assert_eq!(node.restarts(), 1, "re-run restarted nothing");
+
+    // The DaemonSet is deleted: SIGTERM reverts the node.
+    Api::<DaemonSet>::namespaced(client.clone(), NS)
+        .delete(DS, &DeleteParams::default())
+        .await
+        .unwrap();
+    sigterm(&installer);
+    assert!(exited_ok(&mut installer).await);
+    assert_eq!(label(&client).await, None, "label removed");
+    assert_eq!(node.config(), ORIGINAL, "config restored");
+    assert!(!node.path("bin").exists(), "binaries removed");
+    assert_eq!(node.restarts(), 2);
+}
+
+#[tokio::test]
+async fn uninstall_all_returns_once_the_nodes_are_unlabelled() {
+    let api = ApiServer::start();
+    let client = api.client().await;
+    objects(&client).await;
+    // The DaemonSet's pod on n1, as the DaemonSet controller would have made it.
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "installer-n1", "labels": {"app": "installer"}},
+        "spec": {"nodeName": NODE, "containers": [{"name": "installer", "image": "installer:test"}]}
+    }))
+    .unwrap();
+    Api::<Pod>::namespaced(client.clone(), NS)
+        .create(&PostParams::default(), &pod)
+        .await
+        .unwrap();
+    let node = NodeFiles::new();
+    let mut installer = node.installer(&api, &["install", "--wait"]);
+    wait_for("label ready", || async {
+        label(&client).await.as_deref() == Some("ready")
+    })
+    .await;
+
+    let start = Instant::now();
+    let hook = Command::new(env!("CARGO_BIN_EXE_wasmpod-node-installer"))
+        .args([
+            "uninstall-all",
+            "--namespace",
+            NS,
+            "--daemonset",
+            DS,
+            "--timeout",
+            "60",
+        ])
+        .env("KUBECONFIG", &api.kubeconfig)
+        .output()
+        .unwrap();
+    assert!(
+        hook.status.success(),
+        "{}",
+        String::from_utf8_lossy(&hook.stderr)
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "did not wait for the timeout"
+    );
+    assert_eq!(
+        label(&client).await,
+        None,
+        "returned only after the label was gone"
+    );
+    let ds = Api::<DaemonSet>::namespaced(client.clone(), NS)
+        .get(DS)
+        .await
+        .unwrap();
+    assert_eq!(
+        ds.annotations()
+            .get("wasmpod.io/uninstall")
+            .map(String::as_str),
+        Some("true")
+    );
+    wait_for("config restored", || async { node.config() == ORIGINAL }).await;
+    sigterm(&installer);
+    assert!(exited_ok(&mut installer).await);
+}
