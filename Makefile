@@ -10,8 +10,8 @@ SHIM := $(CARGO_TARGET_DIR)/release/containerd-shim-wasmpod-v1
 # building one package alone would compile the shared dependencies a second time.
 CARGO_TEST := cargo test --release --workspace
 
-.PHONY: help deps go-deps build components generate verify lint fmt \
-        test test-unit test-shim test-operator test-cluster bench bench-shim bench-operator
+.PHONY: help deps go-deps build components generate verify lint fmt images chart-lint chart-dry-run \
+        test test-unit test-shim test-operator test-installer test-cluster bench bench-shim bench-operator
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -29,11 +29,13 @@ components: deps ## Build the Wasm test components and the OCI packer
 	@e2e/components/build.sh
 	@e2e/oci-pack/build.sh >/dev/null
 
-generate: ## Regenerate crds/wasmapp.yaml from the Rust types
+generate: ## Regenerate crds/wasmapp.yaml, the chart's CRD template and deploy/wasmpod.yaml
 	BLESS=1 $(CARGO_TEST) --test crd
+	@scripts/chart.sh generate
 
-verify: ## Fail when a generated file (CRD) is stale
+verify: ## Fail when a generated file (CRD, chart CRD, deploy/) is stale
 	$(CARGO_TEST) --test crd
+	@scripts/chart.sh verify
 
 lint: deps ## cargo fmt --check and clippy -D warnings
 	cargo fmt --all -- --check
@@ -50,10 +52,25 @@ test-shim: build components ## Shim under real containerd 2.x and 1.7, driven by
 	WASMPOD_TEST_CONTAINERD=2 $(CARGO_TEST) --test containerd -- --test-threads=1
 	WASMPOD_TEST_CONTAINERD=1.7 $(CARGO_TEST) --test containerd -- --test-threads=1
 
-test-operator: deps ## Operator: CRD, image inspection, samples, and against a real etcd + kube-apiserver
+test-operator: deps ## Operator and installer against a real etcd + kube-apiserver; CRD, image, samples
 	@e2e/build-deps.sh etcd kubernetes
 	$(CARGO_TEST) --test crd --test image --test samples
 	WASMPOD_REQUIRE_APISERVER=1 $(CARGO_TEST) --test apiserver
+
+test-installer: deps ## Installer: merged configs loaded by real containerd 2.x and 1.7
+	@e2e/build-deps.sh containerd2 containerd17
+	$(CARGO_TEST) --test containerd_config
+
+chart-lint: deps ## helm lint (6 value sets) + render checks of charts/wasmpod
+	@e2e/build-deps.sh helm
+	@scripts/chart.sh lint
+
+chart-dry-run: deps ## Chart + deploy/ server-side dry-run against a throwaway kube-apiserver
+	@e2e/build-deps.sh etcd kubernetes helm
+	@scripts/chart.sh dry-run
+
+images: deps ## Static binaries + wasmpod-operator/wasmpod-node-installer images (buildah); PUSH=127.0.0.1:5000 pushes
+	@PUSH=$(PUSH) images/build.sh
 
 test-cluster: build components go-deps ## Local cluster: runc, DNS, Wasm and mixed pods (boots it if needed)
 	@e2e/tests/cluster/with-cluster.sh
@@ -61,7 +78,7 @@ test-cluster: build components go-deps ## Local cluster: runc, DNS, Wasm and mix
 	@e2e/kind/check-config.sh
 	@e2e/kind/test-scripts.sh
 
-test: lint test-unit test-shim test-operator test-cluster ## Everything CI runs (.ci/run)
+test: lint verify test-unit test-shim test-operator test-installer chart-lint chart-dry-run test-cluster ## Everything CI runs (.ci/run)
 
 bench: bench-shim bench-operator ## All benchmarks, with ratios against their baselines
 

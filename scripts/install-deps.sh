@@ -13,6 +13,8 @@ APT_PACKAGES=(
   iptables iproute2 jq curl socat
   libc6-dev                  # static pause binary
   libssl-dev pkg-config      # oci-pack (test image packer) links OpenSSL through oci-client
+  buildah                    # builds the images from their Dockerfiles without a Docker engine
+  musl-tools                 # static musl builds of the images
   wrk hyperfine              # benchmarks
 )
 
@@ -30,3 +32,6 @@ for t in wasm32-wasip2 wasm32-wasip1; do
   rustup target list --installed | grep -qx "$t" || rustup target add "$t"
 done
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+
+# The chart and kind config checks parse YAML with PyYAML.
+python3 -c 'import yaml' 2>/dev/null || python3 -m pip install --quiet pyyaml
