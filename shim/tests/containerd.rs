@@ -17,16 +17,7 @@ const POD: &str = "io.kubernetes.cri.sandbox-id=";
 #[test]
 fn command_component_gets_its_args_and_env_and_exit_code() {
     let cd = Containerd::start();
-    let img = cd.import(
-        "hello-cli",
-        &[
-            "rootfs",
-            "--wasm",
-            component("hello-cli").to_str().unwrap(),
-            "--entrypoint",
-            "/hello.wasm",
-        ],
-    );
+    let img = cd.import_rootfs("hello-cli", "hello-cli", "/hello.wasm");
     let (code, out, err) = cd.run_rm(
         &img,
         "cli1",
@@ -62,16 +53,7 @@ fn command_component_gets_its_args_and_env_and_exit_code() {
 #[test]
 fn preview1_module_runs() {
     let cd = Containerd::start();
-    let img = cd.import(
-        "hello-p1",
-        &[
-            "rootfs",
-            "--wasm",
-            component("hello-p1").to_str().unwrap(),
-            "--entrypoint",
-            "/p1.wasm",
-        ],
-    );
+    let img = cd.import_rootfs("hello-p1", "hello-p1", "/p1.wasm");
     let (code, out, err) = cd.run_rm(&img, "p1", &["--env", "EXIT_CODE=3"]);
     assert_eq!(code, 3, "{out}{err}");
     assert!(out.contains("hello from wasip1"), "{out}");
@@ -80,16 +62,7 @@ fn preview1_module_runs() {
 #[test]
 fn second_container_of_a_component_hits_the_compile_cache() {
     let cd = Containerd::start();
-    let img = cd.import(
-        "hello-cli",
-        &[
-            "rootfs",
-            "--wasm",
-            component("hello-cli").to_str().unwrap(),
-            "--entrypoint",
-            "/hello.wasm",
-        ],
-    );
+    let img = cd.import_rootfs("hello-cli", "hello-cli", "/hello.wasm");
     assert_eq!(cd.run_rm(&img, "c1", &[]).0, 0);
     assert_eq!(cd.run_rm(&img, "c2", &[]).0, 0);
     let log = cd.log();
@@ -112,16 +85,7 @@ fn second_container_of_a_component_hits_the_compile_cache() {
 #[test]
 fn corrupt_cache_entry_is_recompiled() {
     let cd = Containerd::start();
-    let img = cd.import(
-        "hello-cli",
-        &[
-            "rootfs",
-            "--wasm",
-            component("hello-cli").to_str().unwrap(),
-            "--entrypoint",
-            "/hello.wasm",
-        ],
-    );
+    let img = cd.import_rootfs("hello-cli", "hello-cli", "/hello.wasm");
     assert_eq!(cd.run_rm(&img, "c1", &[]).0, 0);
     for dir in std::fs::read_dir(&cd.cache_dir).unwrap().flatten() {
         for f in std::fs::read_dir(dir.path()).unwrap().flatten() {
@@ -148,16 +112,7 @@ fn start_http(
     pod: &str,
     extra: &[&str],
 ) -> std::path::PathBuf {
-    let img = cd.import(
-        "hello-http",
-        &[
-            "rootfs",
-            "--wasm",
-            component("hello-http").to_str().unwrap(),
-            "--entrypoint",
-            "/http.wasm",
-        ],
-    );
+    let img = cd.import_rootfs("hello-http", "hello-http", "/http.wasm");
     let log = cd.dir.path().join(format!("{id}.log"));
     let netns = format!("network:{}", ns.path());
     let log_uri = format!("file://{}", log.display());
@@ -335,16 +290,7 @@ fn bad_inputs_fail_clearly_and_the_pod_shim_keeps_serving() {
     }
 
     // A trap at start: non-zero status, the trap message in the container's log.
-    let img = cd.import(
-        "trap",
-        &[
-            "rootfs",
-            "--wasm",
-            component("trap-start").to_str().unwrap(),
-            "--entrypoint",
-            "/trap.wasm",
-        ],
-    );
+    let img = cd.import_rootfs("trap", "trap-start", "/trap.wasm");
     let (code, out, err) = cd.run_rm(&img, "trap", &with_pod);
     assert_eq!(code, 134, "{out}{err}");
     assert!(err.contains("guest trapped"), "{err}");
@@ -358,16 +304,7 @@ fn bad_inputs_fail_clearly_and_the_pod_shim_keeps_serving() {
         .stdout(std::fs::File::create(&events).unwrap())
         .spawn()
         .unwrap();
-    let img = cd.import(
-        "hog",
-        &[
-            "rootfs",
-            "--wasm",
-            component("memory-hog").to_str().unwrap(),
-            "--entrypoint",
-            "/hog.wasm",
-        ],
-    );
+    let img = cd.import_rootfs("hog", "memory-hog", "/hog.wasm");
     let mut args = with_pod.to_vec();
     args.extend(["--memory-limit", "67108864"]);
     let (code, out, err) = cd.run_rm(&img, "hog", &args);
@@ -386,16 +323,7 @@ fn bad_inputs_fail_clearly_and_the_pod_shim_keeps_serving() {
     );
 
     // An infinite loop stops at once on SIGKILL.
-    let img = cd.import(
-        "loop",
-        &[
-            "rootfs",
-            "--wasm",
-            component("infinite-loop").to_str().unwrap(),
-            "--entrypoint",
-            "/loop.wasm",
-        ],
-    );
+    let img = cd.import_rootfs("loop", "infinite-loop", "/loop.wasm");
     let mut args = vec!["run", "-d", "--runtime", support::RUNTIME];
     args.extend(with_pod);
     args.extend([img.as_str(), "loop"]);

@@ -217,6 +217,16 @@ impl Containerd {
         reference
     }
 
+    /// Imports a test component as a FROM-scratch style image whose entrypoint is the file.
+    pub fn import_rootfs(&self, name: &str, component_name: &str, entrypoint: &str) -> String {
+        let wasm = component(component_name);
+        let wasm = wasm.to_str().expect("utf8 path");
+        self.import(
+            name,
+            &["rootfs", "--wasm", wasm, "--entrypoint", entrypoint],
+        )
+    }
+
     /// Runs a container to completion with `ctr run --rm`; `args` are ctr flags, then
     /// optionally `--` and the command that replaces the image's. Returns (exit code,
     /// stdout, stderr).
