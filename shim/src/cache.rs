@@ -10,7 +10,6 @@
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
@@ -30,8 +29,6 @@ pub enum CacheOutcome {
 
 pub struct CompileCache {
     dir: PathBuf,
-    pub hits: AtomicU64,
-    pub misses: AtomicU64,
 }
 
 impl CompileCache {
@@ -40,8 +37,6 @@ impl CompileCache {
         engine.precompile_compatibility_hash().hash(&mut h);
         Self {
             dir: root.join(format!("{:016x}", h.finish())),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
         }
     }
 
@@ -62,7 +57,6 @@ impl CompileCache {
         component: bool,
     ) -> Option<(Compiled, CacheOutcome)> {
         let compiled = self.map(engine, digest, component)?;
-        self.hits.fetch_add(1, Ordering::Relaxed);
         tracing::info!(digest, "compile cache hit");
         Some((compiled, CacheOutcome::Hit))
     }
@@ -106,7 +100,6 @@ impl CompileCache {
 
     /// Writes an entry atomically (temp file + rename, checksum last).
     pub fn store(&self, digest: &str, artifact: &[u8]) -> CacheOutcome {
-        self.misses.fetch_add(1, Ordering::Relaxed);
         let (code, sum) = self.paths(digest);
         let result = (|| -> std::io::Result<()> {
             std::fs::create_dir_all(&self.dir)?;

@@ -279,11 +279,6 @@ impl Containerd {
         let _ = self.ctr(&["task", "delete", "-f", id]);
         let _ = self.ctr(&["containers", "delete", id]);
     }
-
-    /// Pid of the shim process that serves a task.
-    pub fn shim_pid_of(&self, task_pid: u32) -> u32 {
-        task_pid
-    }
 }
 
 impl Drop for Containerd {
