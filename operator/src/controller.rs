@@ -15,8 +15,8 @@ use kube::api::{Api, ListParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
@@ -174,6 +174,14 @@ fn apps_referring(
         .collect()
 }
 
+/// The app cache has synced once the initial list is complete (`InitDone`), on the first list and
+/// on every relist after that.
+fn mark_ready_on_init_done(event: &watcher::Result<watcher::Event<WasmApp>>, ready: &AtomicBool) {
+    if matches!(event, Ok(watcher::Event::InitDone)) && !ready.swap(true, Ordering::SeqCst) {
+        tracing::info!("WasmApp cache synced: ready");
+    }
+}
+
 /// Checks that the CRD is served, so a missing install fails fast with a hint.
 pub async fn check_crd(client: &Client, namespace: Option<&str>) -> Result<()> {
     let apps: Api<WasmApp> = scoped(client, namespace);
@@ -198,14 +206,17 @@ pub async fn run(
         .set_max_concurrent(usize::from(ctx.options.concurrency));
 
     let children = watcher::Config::default().labels(&labels::managed_selector());
-    let controller = Controller::new(scoped::<WasmApp>(&client, ns), watcher::Config::default());
-    let store = controller.store();
-    let sync_store = store.clone();
-    tokio::spawn(async move {
-        if sync_store.wait_until_ready().await.is_ok() {
-            ready.store(true, Ordering::SeqCst);
-        }
-    });
+    // We own the WasmApp reflector so readiness can come from the watch stream itself: a second
+    // `Store::wait_until_ready()` beside the controller's own would steal its wake-up (the store's
+    // one-shot keeps only the last waiter's waker), leaving one of the two pending forever.
+    let (store, writer) = reflector::store();
+    let apps = reflector(
+        writer,
+        watcher(scoped::<WasmApp>(&client, ns), watcher::Config::default()),
+    )
+    .inspect(move |event| mark_ready_on_init_done(event, &ready))
+    .applied_objects();
+    let controller = Controller::for_stream(apps, store.clone());
 
     tracing::info!(
         namespace = ns.unwrap_or("<all>"),

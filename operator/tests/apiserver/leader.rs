@@ -36,6 +36,10 @@ impl Drop for Operator {
 
 impl Operator {
     async fn start(env: &TestEnv, id: &str) -> anyhow::Result<Self> {
+        Self::start_with(env, id, &[]).await
+    }
+
+    async fn start_with(env: &TestEnv, id: &str, extra: &[&str]) -> anyhow::Result<Self> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_wasmpod-operator"))
             .arg("--kubeconfig")
             .arg(&env.cluster.kubeconfig)
@@ -51,6 +55,7 @@ impl Operator {
             .args(["--lease-duration", "4", "--lease-grace", "2"])
             .args(["--watch-namespace", &env.ns])
             .arg(format!("--insecure-registry={}", env.registry.host()))
+            .args(extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -186,6 +191,47 @@ pub fn two_operators_elect_one_leader(env: &mut TestEnv) -> Fut<'_> {
             "second operator exits cleanly: {status}\n{}",
             standby.log()
         );
+        Ok(())
+    })
+}
+
+/// Without leader election, `/readyz` must follow the app cache: 503 before it syncs, then 200,
+/// with the controller still reconciling (a readiness waiter once stole the controller's wake-up,
+/// or stayed pending forever itself, so `helm install --wait` timed out).
+pub fn readyz_turns_ready_and_the_controller_still_reconciles(env: &mut TestEnv) -> Fut<'_> {
+    Box::pin(async move {
+        env.registry
+            .push("apps/hello", "v1", registry::http_artifact());
+        env.create_app("before", spec(&env.image("apps/hello:v1")))
+            .await?;
+        let op = Operator::start_with(env, "op-solo", &["--leader-elect=false"]).await?;
+        let ready = wait_for("/readyz to answer 200", 20, || async {
+            let (code, _) = op.get("/readyz").await?;
+            Ok((code == 200).then_some(()))
+        })
+        .await;
+        if let Err(e) = ready {
+            bail!("{e}\noperator log:\n{}", op.log());
+        }
+        ensure!(
+            op.log().contains("WasmApp cache synced"),
+            "the ready log line: {}",
+            op.log()
+        );
+        for name in ["before", "after"] {
+            if name == "after" {
+                env.create_app(name, spec(&env.image("apps/hello:v1")))
+                    .await?;
+            }
+            wait_child(
+                &env.api::<Deployment>(),
+                name,
+                "the operator reconciling",
+                |_| true,
+            )
+            .await
+            .with_context(|| format!("operator log:\n{}", op.log()))?;
+        }
         Ok(())
     })
 }

@@ -76,6 +76,10 @@ const CASES: &[(&str, Case)] = &[
         "two_operators_elect_one_leader",
         leader::two_operators_elect_one_leader,
     ),
+    (
+        "readyz_turns_ready_and_the_controller_still_reconciles",
+        leader::readyz_turns_ready_and_the_controller_still_reconciles,
+    ),
 ];
 
 static CLUSTER: OnceLock<Result<&'static Cluster, String>> = OnceLock::new();
