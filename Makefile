@@ -5,13 +5,13 @@ SHELL := /bin/bash
 
 export CARGO_TARGET_DIR ?= /var/cache/wasmpod/target
 export WASMPOD_CACHE ?= /var/cache/wasmpod
-SHIM := $(CARGO_TARGET_DIR)/release/containerd-shim-wasmpod-v1
+SHIM := $(CARGO_TARGET_DIR)/x86_64-unknown-linux-gnu/release/containerd-shim-wasmpod-v1
 # Always select the whole workspace: cargo unifies features over the selected packages, so
 # building one package alone would compile the shared dependencies a second time.
 CARGO_TEST := cargo test --release --workspace
 
 .PHONY: help deps go-deps build components generate verify lint fmt images chart-lint chart-dry-run \
-        test test-unit test-shim test-operator test-installer test-cluster bench bench-shim bench-operator
+        test test-unit test-shim test-operator test-installer test-cluster test-install bench bench-shim bench-operator
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -69,8 +69,8 @@ chart-dry-run: deps ## Chart + deploy/ server-side dry-run against a throwaway k
 	@e2e/build-deps.sh etcd kubernetes helm
 	@scripts/chart.sh dry-run
 
-images: deps ## Static binaries + wasmpod-operator/wasmpod-node-installer images (buildah); PUSH=127.0.0.1:5000 pushes
-	@PUSH=$(PUSH) images/build.sh
+images: build ## wasmpod-operator/wasmpod-node-installer images (buildah) from the build; PUSH=127.0.0.1:5000 pushes
+	@SKIP_CARGO=1 PUSH=$(PUSH) images/build.sh
 
 test-cluster: build components go-deps ## Local cluster: runc, DNS, Wasm and mixed pods (boots it if needed)
 	@e2e/tests/cluster/with-cluster.sh
@@ -78,7 +78,10 @@ test-cluster: build components go-deps ## Local cluster: runc, DNS, Wasm and mix
 	@e2e/kind/check-config.sh
 	@e2e/kind/test-scripts.sh
 
-test: lint verify test-unit test-shim test-operator test-installer chart-lint chart-dry-run test-cluster ## Everything CI runs (.ci/run)
+test-install: build components go-deps ## Fresh bare cluster: images, helm install/test/upgrade/uninstall, kubectl apply/delete -f deploy/
+	@e2e/tests/install/with-cluster.sh
+
+test: lint verify test-unit test-shim test-operator test-installer chart-lint chart-dry-run test-cluster test-install ## Everything CI runs (.ci/run)
 
 bench: bench-shim bench-operator ## All benchmarks, with ratios against their baselines
 
@@ -93,5 +96,5 @@ bench-operator: deps ## Operator: 1000 WasmApps against etcd + kube-apiserver
 include e2e/Makefile.cluster.mk
 
 .PHONY: demo
-demo: build components go-deps ## The main job: local cluster + wasmpod + a Wasm app answering a container app
+demo: build components go-deps ## The main job: local cluster, wasmpod installed with Helm, a WasmApp answering a container app
 	@e2e/demo.sh

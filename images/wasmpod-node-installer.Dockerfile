@@ -1,5 +1,5 @@
-# wasmpod-node-installer: the installer (static, x86_64-unknown-linux-musl) and the shim it puts
-# on nodes (static glibc build, so it runs on any node's libc) on an empty base. The DaemonSet
+# wasmpod-node-installer: the installer and the shim it puts on nodes (both static glibc builds,
+# so the shim runs on any node's libc) on an empty base. The DaemonSet
 # runs it privileged as root (it writes host files and enters the host's namespaces); the
 # chart's uninstall hook runs the same image as a non-root user. The build context is staged by
 # images/build.sh from binaries `make` built; nothing is compiled or downloaded here.

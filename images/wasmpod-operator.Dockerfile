@@ -1,4 +1,4 @@
-# wasmpod-operator: one static binary (x86_64-unknown-linux-musl) on an empty base, run as a
+# wasmpod-operator: one static binary (glibc, crt-static) on an empty base, run as a
 # non-root user. The build context is staged by images/build.sh from binaries `make` built;
 # nothing is compiled or downloaded here.
 FROM scratch

@@ -14,7 +14,6 @@ APT_PACKAGES=(
   libc6-dev                  # static pause binary
   libssl-dev pkg-config      # oci-pack (test image packer) links OpenSSL through oci-client
   buildah                    # builds the images from their Dockerfiles without a Docker engine
-  musl-tools                 # static musl builds of the images
   wrk hyperfine              # benchmarks
 )
 

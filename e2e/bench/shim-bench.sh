@@ -12,9 +12,9 @@ here=$(cd "$(dirname "$0")" && pwd); repo=$(cd "$here/../.." && pwd)
 source "$repo/e2e/versions.env"
 CACHE=${WASMPOD_CACHE:-/var/cache/wasmpod}
 RUNS=${RUNS:-20}; DURATION=${DURATION:-10s}
-SHIM=${SHIM:-${CARGO_TARGET_DIR:-$CACHE/target}/release/containerd-shim-wasmpod-v1}
+SHIM=${SHIM:-${CARGO_TARGET_DIR:-$CACHE/target}/x86_64-unknown-linux-gnu/release/containerd-shim-wasmpod-v1}
 CD=$("$repo/e2e/build-deps.sh" --print-dir containerd2)
-PACK=$CACHE/target-tools/release/oci-pack
+PACK=$CACHE/target-tools/x86_64-unknown-linux-gnu/release/oci-pack
 COMP=$CACHE/components
 WASMTIME=$CACHE/tools/wasmtime-$WASMTIME_CLI_VERSION/bin/wasmtime
 

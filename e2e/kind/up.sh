@@ -9,7 +9,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 KIND=${KIND:-kind}
 KIND_CLUSTER=${KIND_CLUSTER:-wasmpod}
 KIND_NODE_IMAGE=${KIND_NODE_IMAGE:-}
-WASMPOD_SHIM=${WASMPOD_SHIM:-/var/cache/wasmpod/target/release/containerd-shim-wasmpod-v1}
+WASMPOD_SHIM=${WASMPOD_SHIM:-/var/cache/wasmpod/target/x86_64-unknown-linux-gnu/release/containerd-shim-wasmpod-v1}
 # kind's node runtime: docker unless KIND_EXPERIMENTAL_PROVIDER says podman.
 ENGINE=${KIND_EXPERIMENTAL_PROVIDER:-docker}
 KUBECTL=${KUBECTL:-kubectl}
@@ -31,7 +31,7 @@ if "$KIND" get clusters 2>/dev/null | grep -qx "$KIND_CLUSTER"; then
 else
   # Render the config with this host's shim path (kind does not expand variables).
   cfg=$(mktemp --suffix=.yaml); trap 'rm -f "$cfg"' EXIT
-  sed "s|hostPath: /var/cache/wasmpod/target/release/containerd-shim-wasmpod-v1|hostPath: $WASMPOD_SHIM|" \
+  sed "s|hostPath: /var/cache/wasmpod/target/x86_64-unknown-linux-gnu/release/containerd-shim-wasmpod-v1|hostPath: $WASMPOD_SHIM|" \
     "$here/kind-config.yaml" > "$cfg"
   log "creating kind cluster $KIND_CLUSTER"
   "$KIND" create cluster --name "$KIND_CLUSTER" --config "$cfg" ${KIND_NODE_IMAGE:+--image "$KIND_NODE_IMAGE"} --wait 180s

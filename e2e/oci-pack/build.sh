@@ -16,4 +16,4 @@ if ! (cd "$here" && nice cargo build --locked --release --bin oci-pack) >"$log" 
   echo "oci-pack/build.sh: cargo build failed" >&2
   exit 1
 fi
-echo "$CARGO_TARGET_DIR/release/oci-pack"
+echo "$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/oci-pack"

@@ -51,7 +51,7 @@ pub fn component(name: &str) -> PathBuf {
 }
 
 pub fn oci_pack() -> PathBuf {
-    let p = cache_root().join("target-tools/release/oci-pack");
+    let p = cache_root().join("target-tools/x86_64-unknown-linux-gnu/release/oci-pack");
     assert!(
         p.exists(),
         "{} missing: run e2e/oci-pack/build.sh (make components)",
