@@ -13,11 +13,16 @@ render() { # render FILE: substitutes @VARS@ from env.sh
       -e "s|@COREDNS_VERSION@|$COREDNS_VERSION|g" "$1"
 }
 
-for m in coredns runtimeclass registry-service; do
+manifests=(coredns registry-service)
+# Bare (WASMPOD_BARE=1): the RuntimeClass and the node label are the chart's and the installer's.
+((WASMPOD_BARE)) || manifests+=(runtimeclass)
+for m in "${manifests[@]}"; do
   render "$CLUSTER_DIR/manifests/$m.yaml"; echo '---'
 done | $KUBECTL apply -f - >&2
 
-if [[ -x $WASMPOD_SHIM ]] && "$WASMPOD_SHIM" -v >/dev/null 2>&1; then
+if ((WASMPOD_BARE)); then
+  log "bare cluster: no RuntimeClass wasmpod or node label until wasmpod is installed"
+elif [[ -x $WASMPOD_SHIM ]] && "$WASMPOD_SHIM" -v >/dev/null 2>&1; then
   $KUBECTL label node "$NODE_NAME" --overwrite wasmpod.io/runtime=ready >/dev/null
   log "shim $WASMPOD_SHIM answers: node labelled wasmpod.io/runtime=ready"
 else

@@ -30,6 +30,7 @@ done
 
 # The wasmpod runtime entry: handler `wasmpod`, runtime_type io.containerd.wasmpod.v1, binary given
 # by absolute path (it need not exist for the cluster to boot; only wasmpod pods would fail).
+# WASMPOD_BARE=1 leaves it out: the node installer merges its own.
 runc_options() { # shared by both layouts
   cat <<EOF
       runtime_type = "io.containerd.runc.v2"
@@ -37,11 +38,20 @@ runc_options() { # shared by both layouts
         SystemdCgroup = false
         BinaryName = "$(command -v runc)"
         Root = "$RUNDIR/runc"
+EOF
+  ((WASMPOD_BARE)) || cat <<EOF
     [$1.containerd.runtimes.wasmpod]
       runtime_type = "io.containerd.wasmpod.v1"
       runtime_path = "$WASMPOD_SHIM"
 EOF
 }
+
+# On a bare cluster the config is the node installer's to change once it holds its entry: a
+# cluster-up while wasmpod is installed must not take the runtime away under running pods.
+if ((WASMPOD_BARE)) && grep -q 'io.containerd.wasmpod.v1' "$CONTAINERD_CONFIG" 2>/dev/null; then
+  log "containerd config $CONTAINERD_CONFIG holds the node installer's wasmpod entry: left as it is"
+  exit 0
+fi
 
 common_top() {
   cat <<EOF

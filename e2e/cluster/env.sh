@@ -9,7 +9,7 @@ E2E_DIR=$(dirname "$CLUSTER_DIR")
 source "$E2E_DIR/versions.env"
 
 # The shim under test; may not exist yet: the cluster boots anyway, only wasmpod pods then fail.
-WASMPOD_SHIM=${WASMPOD_SHIM:-/var/cache/wasmpod/target/release/containerd-shim-wasmpod-v1}
+WASMPOD_SHIM=${WASMPOD_SHIM:-/var/cache/wasmpod/target/x86_64-unknown-linux-gnu/release/containerd-shim-wasmpod-v1}
 
 # One directory holds all persistent state (certs, etcd, containerd root, kubelet, registry, logs,
 # pid files); one more under /run holds sockets and containerd's volatile state (netns mounts).
@@ -24,6 +24,11 @@ case $CONTAINERD in
   1.7) CONTAINERD_COMPONENT=containerd17 ;;
   *) echo "CONTAINERD must be 2 or 1.7, not '$CONTAINERD'" >&2; exit 2 ;;
 esac
+# WASMPOD_BARE=1: nodes get nothing of wasmpod (no runtime entry in containerd's config, no
+# RuntimeClass, no node label), as on a cluster where `helm install`/`kubectl apply -f deploy/`
+# has to do it all (the install tests, `make demo`). Unset, it is the mode the running cluster
+# was started with.
+WASMPOD_BARE=${WASMPOD_BARE:-$(cat "$STATE/wasmpod-bare" 2>/dev/null || echo 0)}
 LOGS=$STATE/logs
 PIDS=$STATE/pids
 PKI=$STATE/pki

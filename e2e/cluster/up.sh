@@ -2,7 +2,8 @@
 # `make cluster-up`: boots the local single-node Kubernetes cluster (or, when it is up, re-checks
 # its health: every step below skips what is already done). Processes are detached (setsid/nohup)
 # and outlive this script; `make cluster-down` stops them and undoes every host change.
-# Variables: CONTAINERD=2|1.7, WASMPOD_SHIM=/path/to/containerd-shim-wasmpod-v1 (see env.sh).
+# Variables: CONTAINERD=2|1.7, WASMPOD_SHIM=/path/to/containerd-shim-wasmpod-v1, WASMPOD_BARE=1
+# (nothing of wasmpod on the node: for helm install; see env.sh).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 source "$CLUSTER_DIR/lib.sh"
@@ -20,6 +21,11 @@ if [[ -s $STATE/containerd-line ]] && [[ $(cat "$STATE/containerd-line") != "$CO
   die "cluster runs containerd $(cat "$STATE/containerd-line"); run 'make cluster-down' before CONTAINERD=$CONTAINERD"
 fi
 echo "$CONTAINERD" > "$STATE/containerd-line"
+if [[ -s $STATE/wasmpod-bare ]] && [[ $(cat "$STATE/wasmpod-bare") != "$WASMPOD_BARE" ]] &&
+   pid_alive "$PIDS/containerd.pid"; then
+  die "cluster runs with WASMPOD_BARE=$(cat "$STATE/wasmpod-bare"); run 'make cluster-down' before WASMPOD_BARE=$WASMPOD_BARE"
+fi
+echo "$WASMPOD_BARE" > "$STATE/wasmpod-bare"
 
 # Binaries (a cached component costs nothing; a cold Kubernetes build takes tens of minutes).
 "$E2E_DIR/build-deps.sh" "$CONTAINERD_COMPONENT" crictl etcd kubernetes coredns
@@ -50,7 +56,8 @@ wait_for 180 "CoreDNS ready" $KUBECTL -n kube-system wait --for=condition=Availa
 # CoreDNS must answer through its ClusterIP from the host (host -> kube-proxy DNAT -> cni0 -> pod).
 wait_for 60 "cluster DNS at $DNS_IP" busybox nslookup "kubernetes.default.svc.$CLUSTER_DOMAIN" "$DNS_IP"
 
-log "cluster up in $(( $(date +%s) - t0 ))s (containerd $CONTAINERD, node $NODE_NAME at $NODE_IP)"
+bare=""; ((WASMPOD_BARE)) && bare=", bare: no wasmpod runtime until it is installed"
+log "cluster up in $(( $(date +%s) - t0 ))s (containerd $CONTAINERD, node $NODE_NAME at $NODE_IP$bare)"
 cat >&2 <<EOF
 
   Use it:   source $STATE/env          (KUBECONFIG, kubectl/helm/crictl on PATH)
