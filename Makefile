@@ -76,6 +76,7 @@ test-cluster: build components go-deps ## Local cluster: runc, DNS, Wasm and mix
 	@e2e/tests/cluster/with-cluster.sh
 	@e2e/tests/cluster/check-containerd-config.sh
 	@e2e/kind/check-config.sh
+	@e2e/kind/check-config.sh --installer charts/wasmpod/kind-cluster.yaml
 	@e2e/kind/test-scripts.sh
 
 test-install: build components go-deps ## Fresh bare cluster: images, helm install/test/upgrade/uninstall, kubectl apply/delete -f deploy/

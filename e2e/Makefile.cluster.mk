@@ -44,4 +44,5 @@ kind-down: ## Delete the kind cluster
 
 kind-config-check: ## Static checks of the kind config and scripts
 	$(WASMPOD_E2E)/kind/check-config.sh
+	$(WASMPOD_E2E)/kind/check-config.sh --installer charts/wasmpod/kind-cluster.yaml
 	$(WASMPOD_E2E)/kind/test-scripts.sh

@@ -139,7 +139,31 @@ def shim_binary_name(runtime_type):
     return f"containerd-shim-{parts[-2]}-{parts[-1]}"
 
 
+def check_installer_config(cfg_path):
+    """The chart's kind config: a plain cluster; the node installer adds the runtime itself."""
+    try:
+        cfg = yaml.safe_load(cfg_path.read_text())
+    except yaml.YAMLError as e:
+        check(f"{cfg_path.name} is valid YAML", False, str(e))
+        return
+    check(f"{cfg_path.name}: kind Cluster, apiVersion kind.x-k8s.io/v1alpha4",
+          cfg.get("kind") == "Cluster" and cfg.get("apiVersion") == "kind.x-k8s.io/v1alpha4")
+    check(f"{cfg_path.name}: cluster name wasmpod (the README's kind commands use it)",
+          cfg.get("name") == "wasmpod", f"name={cfg.get('name')!r}")
+    nodes = cfg.get("nodes") or []
+    check(f"{cfg_path.name}: one control-plane, roles control-plane/worker",
+          [n.get("role") for n in nodes].count("control-plane") == 1
+          and all(n.get("role") in ("control-plane", "worker") for n in nodes), f"nodes={nodes!r}")
+    # A runtime entry or shim mount here would be saved by the installer as a foreign entry and
+    # put back on uninstall: the chart path must start from an untouched node.
+    check(f"{cfg_path.name}: no containerd patches or shim mounts (the installer does it)",
+          not cfg.get("containerdConfigPatches") and not any(n.get("extraMounts") for n in nodes))
+
+
 def main():
+    if len(sys.argv) > 2 and sys.argv[1] == "--installer":
+        check_installer_config(pathlib.Path(sys.argv[2]))
+        return
     # Optional argument: another rendering of the config (e2e/kind/up.sh substitutes the hostPath).
     cfg_path = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "kind-config.yaml"
     try:
