@@ -20,12 +20,7 @@ export WASMPOD_BARE=1
 
 HELM="$("$E2E_DIR/build-deps.sh" --print-dir helm)/helm --kubeconfig=$ADMIN_KUBECONFIG"
 values=$(mktemp); trap 'rm -f "$values"' EXIT
-cat > "$values" <<EOF
-installer:
-  containerd:
-    restartCommand: $root/e2e/cluster/restart-containerd.sh
-    checkConfigCommand: $CONTAINERD_BIN/containerd --config {config} config dump
-EOF
+"$CLUSTER_DIR/helm-values.sh" > "$values"
 log "helm upgrade --install wasmpod charts/wasmpod (namespace wasmpod-system)"
 (cd "$root" && $HELM upgrade --install wasmpod charts/wasmpod -n wasmpod-system --create-namespace \
   -f charts/wasmpod/ci/test-bed-values.yaml -f "$values" --wait --timeout 5m >/dev/null)

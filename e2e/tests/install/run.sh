@@ -26,13 +26,7 @@ BUSYBOX_IMAGE=$REGISTRY/library/busybox:1.35
 ANSWER="hello from wasmpod http"
 WORK=$(mktemp -d); trap 'rm -rf "$WORK"' EXIT
 
-# Values no file can hold: paths of this checkout and of this containerd line.
-cat > "$WORK/node-values.yaml" <<EOF
-installer:
-  containerd:
-    restartCommand: $ROOT/e2e/cluster/restart-containerd.sh
-    checkConfigCommand: $CONTAINERD_BIN/containerd --config {config} config dump
-EOF
+"$CLUSTER_DIR/helm-values.sh" > "$WORK/node-values.yaml"
 HELM_INSTALL=(charts/wasmpod -n "$SYS" -f charts/wasmpod/ci/test-bed-values.yaml
               -f "$WORK/node-values.yaml" --wait --timeout 5m)
 
