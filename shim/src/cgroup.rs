@@ -81,7 +81,11 @@ impl ThreadCgroup {
         // SAFETY: gettid has no preconditions.
         let tid = unsafe { libc::gettid() };
         for dir in &self.dirs {
-            std::fs::write(dir.join("tasks"), tid.to_string())?;
+            // "0" is the writing thread itself. Named by its tid, the kernel takes the global
+            // cgroup_threadgroup_rwsem for writing, which waits out an RCU grace period when
+            // no migration ran just before: 6-14 ms on every container start here. For the
+            // current thread it skips that lock (0.1 ms).
+            std::fs::write(dir.join("tasks"), "0")?;
         }
         if let Ok(mut tids) = self.tids.lock() {
             tids.push(tid);

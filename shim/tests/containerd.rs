@@ -576,4 +576,50 @@ fn stats_report_the_guests_cpu_and_memory() {
     assert!(cpu > 0, "CPU time of the guest's threads: {json}");
     assert!(mem > 0, "guest linear memory: {json}");
     assert_eq!(limit, 134_217_728, "{json}");
+    guest_threads_are_in_the_container_cgroup(&cd, "web");
+}
+
+/// cgroup v1: the guest's runtime threads sit in the container's cpu and cpuacct cgroups
+/// (ctr's cgroupsPath is /<namespace>/<id>), and the CPU they used is charged there.
+fn guest_threads_are_in_the_container_cgroup(cd: &Containerd, id: &str) {
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    assert!(
+        !root.join("cgroup.controllers").exists(),
+        "cgroup v2 host: the shim does not place guest threads in cgroups there yet"
+    );
+    let out = cd.ctr(&["task", "ls"]);
+    let pid: u32 = text(&out.stdout)
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.first() == Some(&id))
+                .then(|| f[1].parse().ok())
+                .flatten()
+        })
+        .unwrap_or_else(|| panic!("no task {id}: {}", text(&out.stdout)));
+    for controller in ["cpu", "cpuacct"] {
+        let dir = root.join(controller).join(support::NS).join(id);
+        let tasks = std::fs::read_to_string(dir.join("tasks"))
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        let tids: Vec<&str> = tasks.split_whitespace().collect();
+        assert!(!tids.is_empty(), "no thread in {}", dir.display());
+        for tid in tids {
+            assert!(
+                std::path::Path::new(&format!("/proc/{pid}/task/{tid}")).exists(),
+                "{} holds {tid}, not a thread of the shim ({pid})",
+                dir.display()
+            );
+        }
+    }
+    let usage = std::fs::read_to_string(
+        root.join("cpuacct")
+            .join(support::NS)
+            .join(id)
+            .join("cpuacct.usage"),
+    )
+    .expect("cpuacct.usage");
+    assert!(
+        usage.trim().parse::<u64>().unwrap_or(0) > 0,
+        "cpuacct.usage {usage}"
+    );
 }
