@@ -15,6 +15,11 @@ use crate::source::WasmSource;
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Upper bounds of the pooling allocator. They reserve address space, not memory.
 const POOL_INSTANCES: u32 = 256;
+/// Freed instance slots are reset (madvise) in batches. Each reset flushes the TLB of every CPU
+/// running a shim thread, an IPI that is costly in VMs: one per HTTP request took a third of the
+/// shim's CPU under load. Batched, a pod serves about 35% more requests per second (20.5k to
+/// 28k req/s in `make bench-shim`) for about 0.5 MB more RSS after a burst.
+const DECOMMIT_BATCH: usize = 32;
 
 /// A compiled guest.
 pub enum Compiled {
@@ -133,7 +138,8 @@ fn config(pooling: bool) -> Config {
             .total_core_instances(POOL_INSTANCES)
             .total_memories(POOL_INSTANCES)
             .total_tables(POOL_INSTANCES)
-            .total_stacks(POOL_INSTANCES);
+            .total_stacks(POOL_INSTANCES)
+            .decommit_batch_size(DECOMMIT_BATCH);
         cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     cfg
