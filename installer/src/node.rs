@@ -23,19 +23,21 @@ pub const FIELD_MANAGER: &str = "wasmpod-node-installer";
 
 /// Sets (`ready`) or removes the node label.
 pub async fn set_label(client: &Client, node: &str, ready: bool) -> Result<()> {
-    let nodes: Api<Node> = Api::all(client.clone());
     let value = if ready { json!(READY) } else { json!(null) };
     let patch = json!({"metadata": {"labels": {LABEL: value}}});
-    nodes
-        .patch(
-            node,
-            &PatchParams {
-                field_manager: Some(FIELD_MANAGER.into()),
-                ..Default::default()
-            },
-            &Patch::Merge(&patch),
-        )
-        .await?;
+    merge_patch(&Api::<Node>::all(client.clone()), node, &patch).await
+}
+
+/// A JSON merge patch under our field manager.
+async fn merge_patch<K>(api: &Api<K>, name: &str, patch: &serde_json::Value) -> Result<()>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    api.patch(name, &params, &Patch::Merge(patch)).await?;
     Ok(())
 }
 
@@ -90,16 +92,7 @@ pub async fn owner(client: &Client, namespace: &str, name: &str) -> Owner {
 pub async fn request_uninstall(client: &Client, namespace: &str, name: &str) -> Result<()> {
     let api: Api<DaemonSet> = Api::namespaced(client.clone(), namespace);
     let patch = json!({"metadata": {"annotations": {UNINSTALL_ANNOTATION: "true"}}});
-    api.patch(
-        name,
-        &PatchParams {
-            field_manager: Some(FIELD_MANAGER.into()),
-            ..Default::default()
-        },
-        &Patch::Merge(&patch),
-    )
-    .await?;
-    Ok(())
+    merge_patch(&api, name, &patch).await
 }
 
 /// The nodes running a pod of the DaemonSet that still carry the label.
