@@ -65,7 +65,14 @@ where
         .with_identity(&config.identity)
         .with_duration(config.duration)
         .with_grace(config.grace)
-        .with_field_manager(format!("{}-lease", crate::apply::FIELD_MANAGER))
+        // One field manager per replica: the lease is taken with a server-side apply, and only
+        // distinct managers make two replicas' simultaneous takes conflict. A shared manager
+        // let both applies succeed, and both replicas led until the next renewal.
+        .with_field_manager(format!(
+            "{}-lease-{}",
+            crate::apply::FIELD_MANAGER,
+            config.identity
+        ))
         .build()
         .await?;
     let (mut rx, task) = manager.watch().await;
