@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
@@ -19,6 +19,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
+use tokio::sync::watch;
 
 use crate::crd::WasmApp;
 use crate::image::{ImageCache, Inspector, InspectorConfig};
@@ -176,9 +177,26 @@ fn apps_referring(
 
 /// The app cache has synced once the initial list is complete (`InitDone`), on the first list and
 /// on every relist after that.
-fn mark_ready_on_init_done(event: &watcher::Result<watcher::Event<WasmApp>>, ready: &AtomicBool) {
-    if matches!(event, Ok(watcher::Event::InitDone)) && !ready.swap(true, Ordering::SeqCst) {
-        tracing::info!("WasmApp cache synced: ready");
+fn mark_ready_on_init_done(
+    event: &watcher::Result<watcher::Event<WasmApp>>,
+    ready: &AtomicBool,
+    synced: &watch::Sender<bool>,
+) {
+    if matches!(event, Ok(watcher::Event::InitDone)) {
+        synced.send_replace(true);
+        if !ready.swap(true, Ordering::SeqCst) {
+            tracing::info!("WasmApp cache synced: ready");
+        }
+    }
+}
+
+/// Resolves when shutdown is requested before the app cache synced. kube-runtime's runner starts
+/// reconciling only after the sync, and its graceful shutdown stops polling the watch that would
+/// bring it: waiting for a drain then never ends. With nothing started there is nothing to drain.
+async fn stopped_before_sync(shutdown: impl Future<Output = ()>, synced: watch::Receiver<bool>) {
+    shutdown.await;
+    if *synced.borrow() {
+        std::future::pending::<()>().await;
     }
 }
 
@@ -210,19 +228,21 @@ pub async fn run(
     // `Store::wait_until_ready()` beside the controller's own would steal its wake-up (the store's
     // one-shot keeps only the last waiter's waker), leaving one of the two pending forever.
     let (store, writer) = reflector::store();
+    let (synced_tx, synced) = watch::channel(false);
     let apps = reflector(
         writer,
         watcher(scoped::<WasmApp>(&client, ns), watcher::Config::default()),
     )
-    .inspect(move |event| mark_ready_on_init_done(event, &ready))
+    .inspect(move |event| mark_ready_on_init_done(event, &ready, &synced_tx))
     .applied_objects();
+    let shutdown = shutdown.shared();
     let controller = Controller::for_stream(apps, store.clone());
 
     tracing::info!(
         namespace = ns.unwrap_or("<all>"),
         "starting WasmApp controller"
     );
-    controller
+    let run = controller
         .owns(scoped::<Deployment>(&client, ns), children.clone())
         .owns(scoped::<Service>(&client, ns), children.clone())
         .owns(
@@ -241,7 +261,7 @@ pub async fn run(
             referencing_apps::<Secret>(store),
         )
         .with_config(controller::Config::default().concurrency(ctx.options.concurrency))
-        .graceful_shutdown_on(shutdown)
+        .graceful_shutdown_on(shutdown.clone())
         .run(crate::reconcile::reconcile, error_policy, ctx)
         .for_each(|result| async move {
             match result {
@@ -252,8 +272,13 @@ pub async fn run(
                 Err(controller::Error::ReconcilerFailed(..)) => {}
                 Err(e) => tracing::warn!(error = %e, "controller error"),
             }
-        })
-        .await;
+        });
+    tokio::select! {
+        () = run => {}
+        () = stopped_before_sync(shutdown, synced) => {
+            tracing::info!("shutdown before the WasmApp cache synced: nothing to drain");
+        }
+    }
     tracing::info!("WasmApp controller stopped");
     Ok(())
 }
@@ -261,6 +286,24 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn shutdown_before_sync_stops_at_once_and_after_sync_leaves_the_drain_to_kube() {
+        let (tx, rx) = watch::channel(false);
+        let early = stopped_before_sync(std::future::ready(()), rx.clone());
+        assert!(
+            tokio::time::timeout(Duration::from_secs(1), early)
+                .await
+                .is_ok()
+        );
+        tx.send_replace(true);
+        let late = stopped_before_sync(std::future::ready(()), rx);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), late)
+                .await
+                .is_err()
+        );
+    }
 
     #[test]
     fn error_backoff_grows_and_caps() {

@@ -115,7 +115,7 @@ impl Operator {
             .status()?;
         let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
             .await
-            .with_context(|| format!("{} ignored SIGTERM", self.id))??;
+            .with_context(|| format!("{} ignored SIGTERM; its log:\n{}", self.id, self.log()))??;
         Ok(status)
     }
 
