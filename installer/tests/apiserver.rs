@@ -108,6 +108,11 @@ impl NodeFiles {
     }
 
     fn installer(&self, api: &ApiServer, args: &[&str]) -> Child {
+        self.installer_restarting_with(api, args, "")
+    }
+
+    /// Like [`Self::installer`], with `before` run ahead of each "restart" (in its shell).
+    fn installer_restarting_with(&self, api: &ApiServer, args: &[&str], before: &str) -> Child {
         Command::new(env!("CARGO_BIN_EXE_wasmpod-node-installer"))
             .args(args)
             .args([
@@ -127,7 +132,7 @@ impl NodeFiles {
             .arg(self.path("config.toml"))
             .arg("--restart-command")
             .arg(format!(
-                "echo restart >> {}",
+                "{before} echo restart >> {}",
                 self.path("restarts").display()
             ))
             .args([
@@ -249,9 +254,14 @@ async fn label_set_after_install_and_removed_on_uninstall_request() {
     assert_eq!(node.restarts(), 1);
 
     annotate_uninstall(&client).await;
+    wait_for("label no longer ready", || async {
+        label(&client).await.as_deref() != Some("ready")
+    })
+    .await;
     wait_for("label removed", || async { label(&client).await.is_none() }).await;
-    wait_for("config restored", || async { node.config() == ORIGINAL }).await;
-    wait_for("binaries removed", || async { !node.path("bin").exists() }).await;
+    // The label goes last: once it is gone, the node is clean.
+    assert_eq!(node.config(), ORIGINAL, "config restored");
+    assert!(!node.path("bin").exists(), "binaries removed");
     assert_eq!(node.restarts(), 2);
     assert!(
         !node.path("ready").exists(),
@@ -311,7 +321,7 @@ async fn sigterm_keeps_the_runtime_unless_the_daemonset_is_gone() {
 }
 
 #[tokio::test]
-async fn uninstall_all_returns_once_the_nodes_are_unlabelled() {
+async fn uninstall_all_returns_once_the_nodes_are_reverted() {
     let api = ApiServer::start();
     let client = api.client().await;
     objects(&client).await;
@@ -326,7 +336,14 @@ async fn uninstall_all_returns_once_the_nodes_are_unlabelled() {
         .await
         .unwrap();
     let node = NodeFiles::new();
-    let mut installer = node.installer(&api, &["install", "--wait"]);
+    // The uninstall's containerd restart takes 3 s (longer than the hook's poll), as a real one
+    // can: the hook must wait for it, not only for scheduling to stop.
+    let slow_uninstall_restart = format!(
+        "grep -q runtimes.wasmpod {} || sleep 3;",
+        node.path("config.toml").display()
+    );
+    let mut installer =
+        node.installer_restarting_with(&api, &["install", "--wait"], &slow_uninstall_restart);
     wait_for("label ready", || async {
         label(&client).await.as_deref() == Some("ready")
     })
@@ -360,6 +377,20 @@ async fn uninstall_all_returns_once_the_nodes_are_unlabelled() {
         None,
         "returned only after the label was gone"
     );
+    assert_eq!(
+        node.restarts(),
+        2,
+        "returned before the uninstall's containerd restart finished"
+    );
+    assert_eq!(
+        node.config(),
+        ORIGINAL,
+        "config restored when the hook returned"
+    );
+    assert!(
+        !node.path("bin").exists(),
+        "binaries removed when the hook returned"
+    );
     let ds = Api::<DaemonSet>::namespaced(client.clone(), NS)
         .get(DS)
         .await
@@ -370,7 +401,6 @@ async fn uninstall_all_returns_once_the_nodes_are_unlabelled() {
             .map(String::as_str),
         Some("true")
     );
-    wait_for("config restored", || async { node.config() == ORIGINAL }).await;
     sigterm(&installer);
     assert!(exited_ok(&mut installer).await);
 }
