@@ -98,7 +98,7 @@ start_daemon() {
 }
 
 # running PID: the process exists and is not a zombie. Our daemons are orphans reaped by PID 1,
-# which is not an init here and reaps late (recipe §8 P6), so a dead daemon can linger as a zombie.
+# which is not an init here and reaps late, so a dead daemon can linger as a zombie.
 running() {
   local stat
   stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1

@@ -299,7 +299,7 @@ EOF
 # gets an HPA that targets the WasmApp.
 test_operator_wasmapp_on_cluster() {
   [[ -x $WASMPOD_SHIM && -n $WASM_HTTP_IMAGE ]] || skip "shim or Wasm images not built"
-  local op=${CARGO_TARGET_DIR:-/var/cache/wasmpod/target}/x86_64-unknown-linux-gnu/release/wasmpod-operator url
+  local op=$WASMPOD_OPERATOR url
   [[ -x $op ]] || skip "operator $op not built (make build)"
   $KUBECTL apply -f "$E2E_DIR/../crds/wasmapp.yaml" >/dev/null
   $KUBECTL wait --for condition=established crd/wasmapps.wasmpod.io --timeout=30s >/dev/null
