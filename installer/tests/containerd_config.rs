@@ -91,12 +91,14 @@ fn v3_patch() -> String {
 }
 
 fn containerd_2_serves_the_kind_config_patch_on_a_version_2_node() {
-    let doc = kind_node_with_patch("kind-node.toml", &kind_config_patch()).unwrap();
+    let doc = kind_node_with_patch("kind-node.toml", &kind_config_patch())
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(cri_problem(&doc, "io.containerd.cri.v1.runtime"), None);
 }
 
 fn containerd_2_serves_the_v3_patch_on_a_version_3_node() {
-    let doc = kind_node_with_patch("kind-node-v3.toml", &v3_patch()).unwrap();
+    let doc =
+        kind_node_with_patch("kind-node-v3.toml", &v3_patch()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(cri_problem(&doc, "io.containerd.cri.v1.runtime"), None);
 }
 
