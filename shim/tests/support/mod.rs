@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-pub const RUNTIME: &str = "io.containerd.wasmpod.v1";
+pub const RUNTIME: &str = wasmpod_oci::names::RUNTIME_TYPE;
 pub const NS: &str = "wasmpod-test";
 
 fn cache_root() -> PathBuf {
