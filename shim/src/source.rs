@@ -92,18 +92,7 @@ async fn index_manifest(
 ) -> Result<Blob> {
     let index: ImageIndex = serde_json::from_slice(&store.read(target).await?)
         .map_err(|e| Error::Containerd(format!("image {image}: bad index: {e}")))?;
-    let entries: Vec<IndexEntry> = index
-        .manifests()
-        .iter()
-        .map(|m| IndexEntry {
-            media_type: m.media_type().to_string(),
-            digest: m.digest().to_string(),
-            platform: m.platform().as_ref().map(|p| Platform {
-                os: p.os().to_string(),
-                architecture: p.architecture().to_string(),
-            }),
-        })
-        .collect();
+    let entries = index_entries(&index);
     let mut pulled = Vec::new();
     for e in &entries {
         if store.exists(&e.digest).await? {
@@ -127,6 +116,22 @@ async fn index_manifest(
         digest: chosen.digest.clone(),
         size,
     })
+}
+
+/// The entries of an index, as the shared rule sees them.
+fn index_entries(index: &ImageIndex) -> Vec<IndexEntry> {
+    index
+        .manifests()
+        .iter()
+        .map(|m| IndexEntry {
+            media_type: m.media_type().to_string(),
+            digest: m.digest().to_string(),
+            platform: m.platform().as_ref().map(|p| Platform {
+                os: p.os().to_string(),
+                architecture: p.architecture().to_string(),
+            }),
+        })
+        .collect()
 }
 
 async fn from_image(id: &str, store: &ContentStore) -> Result<Option<WasmSource>> {
@@ -309,6 +314,41 @@ fn join_inside(rootfs: &Path, in_image: &Path) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The index the operator and the shim used to disagree on, as containerd stores it: the
+    /// shim now runs the wasip2/wasm entry the operator validated, or refuses.
+    #[test]
+    fn a_mixed_index_runs_the_wasm_entry_or_names_it() {
+        let index: ImageIndex = serde_json::from_str(
+            r#"{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": [
+                  {"mediaType": "application/vnd.oci.image.manifest.v1+json", "size": 7,
+                   "digest": "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                   "platform": {"os": "linux", "architecture": "amd64"}},
+                  {"mediaType": "application/vnd.oci.image.manifest.v1+json", "size": 7,
+                   "digest": "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+                   "platform": {"os": "wasip2", "architecture": "wasm"}}]}"#,
+        )
+        .expect("index");
+        let entries = index_entries(&index);
+        let platforms: Vec<String> = entries
+            .iter()
+            .filter_map(|e| e.platform.as_ref().map(ToString::to_string))
+            .collect();
+        assert_eq!(platforms, ["linux/amd64", "wasip2/wasm"]);
+        let all = [entries[0].digest.as_str(), entries[1].digest.as_str()];
+        let chosen = index::pulled_entry(&entries, &all).expect("both pulled");
+        assert_eq!(chosen, &entries[1]);
+        assert_eq!(Ok(chosen), index::choose(&entries));
+        let err = index::pulled_entry(&entries, &all[..1]).expect_err("only amd64 pulled");
+        let msg = refused("c1", "r/app:v1", &err).to_string();
+        assert!(
+            msg.contains("r/app:v1")
+                && msg.contains("(wasip2/wasm)")
+                && msg.contains("(linux/amd64)"),
+            "{msg}"
+        );
+    }
 
     #[test]
     fn magic_bytes_decide() {
