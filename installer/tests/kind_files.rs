@@ -18,7 +18,7 @@ use std::path::Path;
 use kind::{KindConfig, fixture, kind_merge, repo, runtime_table};
 use toml_edit::DocumentMut;
 use wasmpod_node_installer::config::{self, HANDLER, RUNTIME_TYPE, SystemdCgroup};
-use wasmpod_node_installer::shim::SHIM_NAME;
+use wasmpod_oci::names::SHIM_BINARY;
 
 /// What the installer writes for a shim at `runtime_path` into `node` (a fixture's name).
 fn installer_table(node: &str, runtime_path: &str) -> toml_edit::Table {
@@ -100,7 +100,7 @@ fn kind_nodes_mount_the_shim_where_the_runtime_entry_points() {
     let path = table["runtime_path"].as_str().unwrap();
     assert_eq!(
         Path::new(path).file_name().and_then(|n| n.to_str()),
-        Some(SHIM_NAME),
+        Some(SHIM_BINARY),
         "runtime_path must name the binary containerd derives from {RUNTIME_TYPE}"
     );
     assert!(!cfg.nodes.is_empty());

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use wasmpod_testkit::paths;
 
-/// The runtime the tests ask containerd for: the shim's own name for itself.
-pub const RUNTIME: &str = wasmpod_shim::cli::RUNTIME_NAME;
+/// The runtime the tests ask containerd for.
+pub const RUNTIME: &str = wasmpod_oci::names::RUNTIME_TYPE;
 pub const NS: &str = "wasmpod-test";
 
 /// Which containerd the suite runs against: `WASMPOD_TEST_CONTAINERD=2` (default) or `1.7`.
