@@ -71,6 +71,16 @@ fn cri_problem(doc: &DocumentMut, plugin: &str) -> Option<String> {
     None
 }
 
+/// Why a kind node's own runc entry did not survive (its `SystemdCgroup = true`, which kubelet's
+/// systemd driver needs; containerd's built-in runc says false), if it did not.
+fn kind_runc_problem(doc: &DocumentMut) -> Option<String> {
+    let runc = &doc["plugins"]["io.containerd.cri.v1.runtime"]["containerd"]["runtimes"]["runc"];
+    (runc["options"]["SystemdCgroup"].as_bool() != Some(true)).then(|| {
+        "the node's runc entry was replaced by containerd's default (SystemdCgroup is not true)"
+            .to_string()
+    })
+}
+
 /// A kind node config with a kind patch applied the way kind applies it, as containerd 2 sees it.
 fn kind_node_with_patch(node: &str, patch: &str) -> Result<DocumentMut, String> {
     let merged = kind::kind_merge(&kind::fixture(node), patch);
@@ -103,15 +113,19 @@ fn containerd_2_serves_the_v3_patch_on_a_version_3_node() {
 }
 
 /// The classic mistake the two patches exist for, shown on the real binary: a 2.x-layout table
-/// merged into a `version = 2` node makes containerd's migration skip the node's own runtimes.
+/// merged into a `version = 2` node makes containerd 2's migration drop the node's own runc
+/// settings (it keeps its built-in runc, with SystemdCgroup = false), so the checks above catch
+/// a patch in the wrong layout.
 fn a_2x_layout_patch_on_a_version_2_node_is_caught() {
     let problem = match kind_node_with_patch("kind-node.toml", &v3_patch()) {
-        Ok(doc) => cri_problem(&doc, "io.containerd.cri.v1.runtime"),
+        Ok(doc) => {
+            kind_runc_problem(&doc).or_else(|| cri_problem(&doc, "io.containerd.cri.v1.runtime"))
+        }
         Err(e) => Some(e),
     };
     assert!(
         problem.is_some(),
-        "containerd 2 served runc and wasmpod although a 2.x-layout patch went into a version 2 file"
+        "containerd 2 kept the node's runc although a 2.x-layout patch went into a version 2 file"
     );
 }
 
