@@ -104,6 +104,26 @@ fn corrupt_cache_entry_is_recompiled() {
     assert_eq!(log.matches("compile cache miss").count(), 2, "{log}");
 }
 
+#[test]
+fn bad_settings_fail_create_naming_the_variable_and_value() {
+    let cd = Containerd::start();
+    let img = cd.import_rootfs("hello-http", "hello-http", "/http.wasm");
+    for (id, setting) in [
+        ("badport", "WASMPOD_HTTP_PORT=70000"),
+        ("badconc", "WASMPOD_HTTP_MAX_CONCURRENCY=0"),
+        ("typo", "WASMPOD_HTTP_PROT=8080"),
+    ] {
+        let (code, out, err) = cd.run_rm(&img, id, &["--env", setting]);
+        assert_ne!(code, 0, "{setting} must fail");
+        // "settings:" is how Create words it; a guest failing after start would not say it.
+        assert!(
+            err.contains(&format!("container {id}: settings: {setting} is not")),
+            "{setting}: Create fails naming the variable and value:\n{out}\n{err}"
+        );
+        let _ = cd.ctr(&["containers", "delete", id]);
+    }
+}
+
 /// Starts the HTTP component detached in `ns`, logging to a file; returns the log path.
 fn start_http(
     cd: &Containerd,

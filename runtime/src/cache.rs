@@ -146,7 +146,7 @@ mod tests {
         let engine = engine();
         let cache = CompileCache::open(dir.path(), &engine);
         let wasm = wat_module();
-        let digest = crate::content::sha256_digest(&wasm);
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&wasm)));
         assert!(cache.load(&engine, &digest, false).is_none());
         let art = engine.precompile_module(&wasm).expect("precompile");
         assert_eq!(cache.store(&digest, &art), CacheOutcome::Stored);
