@@ -86,7 +86,7 @@ test: lint verify test-unit test-shim test-operator test-installer chart-lint ch
 
 bench: bench-shim bench-operator ## All benchmarks, with ratios against their baselines
 
-bench-shim: build components ## Shim: start vs runc, idle memory, HTTP vs wasmtime serve
+bench-shim: build components ## Shim: start vs runc, idle memory, HTTP vs wasmtime serve; BENCH_BASELINE_REF=<ref> adds that ref's shim
 	@e2e/build-deps.sh containerd2
 	@e2e/bench/shim-bench.sh
 
