@@ -3,15 +3,16 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-export CARGO_TARGET_DIR ?= /var/cache/wasmpod/target
-export WASMPOD_CACHE ?= /var/cache/wasmpod
-SHIM := $(CARGO_TARGET_DIR)/x86_64-unknown-linux-gnu/release/containerd-shim-wasmpod-v1
+# Build output paths have one home, scripts/paths.sh (caches outside the clone).
+export WASMPOD_CACHE ?= $(shell scripts/paths.sh cache)
+export CARGO_TARGET_DIR ?= $(shell scripts/paths.sh target)
 # Always select the whole workspace: cargo unifies features over the selected packages, so
 # building one package alone would compile the shared dependencies a second time.
 CARGO_TEST := cargo test --release --workspace
 
 .PHONY: help deps go-deps build components generate verify lint fmt images chart-lint chart-dry-run \
-        test test-unit test-shim test-operator test-installer test-cluster test-install bench bench-shim bench-operator
+        check test test-unit test-integration test-shim test-operator test-installer test-cluster test-install \
+        bench bench-shim bench-operator
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -47,10 +48,12 @@ fmt: ## Format the code
 test-unit: deps ## Unit tests of every crate
 	$(CARGO_TEST) --lib --bins
 
+# The integration tiers below skip, with the reason, when a prerequisite is missing; the
+# WASMPOD_REQUIRE_* variables (and CI=true) make them fail instead (wasmpod-testkit).
 test-shim: build components ## Shim under real containerd 2.x and 1.7, driven by ctr
 	@e2e/build-deps.sh containerd2 containerd17
-	WASMPOD_TEST_CONTAINERD=2 $(CARGO_TEST) --test containerd -- --test-threads=1
-	WASMPOD_TEST_CONTAINERD=1.7 $(CARGO_TEST) --test containerd -- --test-threads=1
+	WASMPOD_REQUIRE_CONTAINERD=1 WASMPOD_TEST_CONTAINERD=2 $(CARGO_TEST) --test containerd -- --test-threads=1
+	WASMPOD_REQUIRE_CONTAINERD=1 WASMPOD_TEST_CONTAINERD=1.7 $(CARGO_TEST) --test containerd -- --test-threads=1
 
 test-operator: deps ## Operator and installer against a real etcd + kube-apiserver; CRD, image, samples
 	@e2e/build-deps.sh etcd kubernetes
@@ -59,7 +62,7 @@ test-operator: deps ## Operator and installer against a real etcd + kube-apiserv
 
 test-installer: deps ## Installer: merged configs loaded by real containerd 2.x and 1.7
 	@e2e/build-deps.sh containerd2 containerd17
-	$(CARGO_TEST) --test containerd_config
+	WASMPOD_REQUIRE_CONTAINERD=1 $(CARGO_TEST) --test containerd_config
 
 chart-lint: deps ## helm lint (6 value sets) + render checks of charts/wasmpod
 	@e2e/build-deps.sh helm
@@ -73,16 +76,18 @@ images: build ## wasmpod-operator/wasmpod-node-installer images (buildah) from t
 	@SKIP_CARGO=1 PUSH=$(PUSH) images/build.sh
 
 test-cluster: build components go-deps ## Local cluster: runc, DNS, Wasm and mixed pods (boots it if needed)
-	@e2e/tests/cluster/with-cluster.sh
+	@WASMPOD_REQUIRE_CLUSTER=1 e2e/tests/cluster/with-cluster.sh
 	@e2e/tests/cluster/check-containerd-config.sh
-	@e2e/kind/check-config.sh
-	@e2e/kind/check-config.sh --installer charts/wasmpod/kind-cluster.yaml
-	@e2e/kind/test-scripts.sh
 
 test-install: build components go-deps ## Fresh bare cluster: images, helm install/test/upgrade/uninstall, kubectl apply/delete -f deploy/
-	@e2e/tests/install/with-cluster.sh
+	@WASMPOD_REQUIRE_CLUSTER=1 e2e/tests/install/with-cluster.sh
 
-test: lint verify test-unit test-shim test-operator test-installer chart-lint chart-dry-run test-cluster test-install ## Everything CI runs (.ci/run)
+check: lint verify test-unit kind-config-check ## The fast lane: fmt, clippy, unit tests, generated files, static kind checks (no root, no cluster)
+
+test-integration: test-shim test-operator test-installer chart-lint chart-dry-run test-cluster test-install ## Every tier that needs real containerd, an apiserver or the cluster
+
+# `check` first: a simple mistake fails in minutes, before any integration tier starts.
+test: check test-integration ## Everything CI runs (.ci/run): `check`, then the integration tiers
 
 bench: bench-shim bench-operator ## All benchmarks, with ratios against their baselines
 

@@ -42,7 +42,6 @@ kind-up: ## Create a kind cluster with wasmpod (needs Docker or Podman)
 kind-down: ## Delete the kind cluster
 	$(WASMPOD_E2E)/kind/down.sh
 
-kind-config-check: ## Static checks of the kind config and scripts
-	$(WASMPOD_E2E)/kind/check-config.sh
-	$(WASMPOD_E2E)/kind/check-config.sh --installer charts/wasmpod/kind-cluster.yaml
+kind-config-check: ## Static checks of the kind configs (against the installer's merge) and scripts
+	$(CARGO_TEST) --test kind_files
 	$(WASMPOD_E2E)/kind/test-scripts.sh

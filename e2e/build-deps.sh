@@ -10,7 +10,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
 source "$here/versions.env"
-CACHE=${WASMPOD_CACHE:-/var/cache/wasmpod}
+# shellcheck source=../scripts/paths.sh
+source "$here/../scripts/paths.sh"
+CACHE=$WASMPOD_CACHE
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
 export GOPATH=${GOPATH:-/root/go} GOCACHE=${GOCACHE:-/root/.cache/go-build}
 

@@ -48,7 +48,8 @@ spec:
         image: $REGISTRY/library/busybox:1.35
         command: [sh, -c, "while true; do wget -qO- http://hello/ || echo unreachable; echo; sleep 5; done"]
 YAML
-$K wait --for=condition=Ready wapp/hello --timeout=180s >/dev/null
+wait_wasmapp_ready wasmpod-demo hello 180
+wait_service_serves wasmpod-demo hello / "hello from wasmpod http"
 $K rollout status deployment/caller --timeout=120s >/dev/null
 answer=""
 for _ in $(seq 30); do

@@ -18,11 +18,11 @@
 # so the static operator resolves registry host names in an empty image.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/wasmpod/target}
+source "$root/scripts/paths.sh"
 TAG=${TAG:-$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -n1)}
 IMAGE_REPO=${IMAGE_REPO:-ghcr.io/wasmpod}
 PUSH=${PUSH:-}
-bin=$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release
+bin=$WASMPOD_BIN_DIR
 out=$CARGO_TARGET_DIR/images
 
 log() { printf '[images] %s\n' "$*" >&2; }

@@ -14,12 +14,13 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd); repo=$(cd "$here/../.." && pwd)
 source "$repo/e2e/versions.env"
-CACHE=${WASMPOD_CACHE:-/var/cache/wasmpod}
+source "$repo/scripts/paths.sh"
+CACHE=$WASMPOD_CACHE
 RUNS=${RUNS:-20}; DURATION=${DURATION:-10s}
-SHIM=${SHIM:-${CARGO_TARGET_DIR:-$CACHE/target}/x86_64-unknown-linux-gnu/release/containerd-shim-wasmpod-v1}
+SHIM=${SHIM:-$WASMPOD_SHIM}
 CD=$("$repo/e2e/build-deps.sh" --print-dir containerd2)
-PACK=$CACHE/target-tools/x86_64-unknown-linux-gnu/release/oci-pack
-COMP=$CACHE/components
+PACK=$WASMPOD_TOOLS_BIN_DIR/oci-pack
+COMP=$WASMPOD_COMPONENTS_DIR
 WASMTIME=$CACHE/tools/wasmtime-$WASMTIME_CLI_VERSION/bin/wasmtime
 BASELINE_REF=${BENCH_BASELINE_REF:-}
 # The baseline shim runs under a runtime name of its own, so one containerd serves both.
@@ -42,7 +43,7 @@ build_baseline() {
     git -C "$repo" worktree add --detach "$wt" "$sha" >/dev/null
     (cd "$wt" && CARGO_TARGET_DIR=$target nice cargo build --locked --release --quiet --workspace --bin containerd-shim-wasmpod-v1) >&2
     mkdir -p "$dir"
-    cp "$target/x86_64-unknown-linux-gnu/release/containerd-shim-wasmpod-v1" "$bin.tmp" && mv "$bin.tmp" "$bin"
+    cp "$target/$WASMPOD_TARGET_TRIPLE/release/containerd-shim-wasmpod-v1" "$bin.tmp" && mv "$bin.tmp" "$bin"
     git -C "$repo" worktree remove --force "$wt"
   fi
   echo "$bin"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Cluster add-ons, applied on every cluster-up (kubectl apply is idempotent): CoreDNS, the wasmpod
 # RuntimeClass, the in-cluster name of the local registry. Also sets or clears the node label
-# wasmpod.io/runtime=ready depending on whether the shim binary answers (DESIGN.md: the label is set
+# wasmpod.io/runtime=ready depending on whether the shim binary answers (the label is set
 # only where the shim works; the RuntimeClass schedules onto it).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"

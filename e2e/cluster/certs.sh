@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Certificates and kubeconfigs of the local cluster (recipe §3): one CA, an apiserver serving cert
+# Certificates and kubeconfigs of the local cluster: one CA, an apiserver serving cert
 # valid for every name pods and the host use, one client cert per component. Existing files are
 # kept, so a second `cluster-up` does not invalidate running components.
 set -euo pipefail

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Writes the pod network config (recipe §5.2): one bridge ($BRIDGE) with host-local IPAM over
+# Writes the pod network config: one bridge ($BRIDGE) with host-local IPAM over
 # $POD_CIDR, the host as gateway (so the host reaches pod IPs and, through kube-proxy, ClusterIPs),
 # masquerading for pod->outside, hairpin so a pod reaches itself through its own Service, portmap
 # for hostPort. IPAM leases live under the cluster state dir, not the shared /var/lib/cni.

@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # usage: control-plane.sh start|stop
-# etcd, kube-apiserver, kube-controller-manager, kube-scheduler (recipe §4; flags mirror upstream's
-# hack/local-up-cluster.sh). Each runs detached with a pid file and a log in $LOGS; `start` skips
+# etcd, kube-apiserver, kube-controller-manager, kube-scheduler. Each runs detached with a pid file and a log in $LOGS; `start` skips
 # what already runs and waits until the apiserver answers /readyz.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"

@@ -8,8 +8,10 @@ E2E_DIR=$(dirname "$CLUSTER_DIR")
 # shellcheck source=../versions.env
 source "$E2E_DIR/versions.env"
 
-# The shim under test; may not exist yet: the cluster boots anyway, only wasmpod pods then fail.
-WASMPOD_SHIM=${WASMPOD_SHIM:-/var/cache/wasmpod/target/x86_64-unknown-linux-gnu/release/containerd-shim-wasmpod-v1}
+# Build outputs (WASMPOD_SHIM, WASMPOD_OPERATOR, WASMPOD_CACHE, ...). The shim under test may not
+# exist yet: the cluster boots anyway, only wasmpod pods then fail.
+# shellcheck source=../../scripts/paths.sh
+source "$E2E_DIR/../scripts/paths.sh"
 
 # One directory holds all persistent state (certs, etcd, containerd root, kubelet, registry, logs,
 # pid files); one more under /run holds sockets and containerd's volatile state (netns mounts).
@@ -47,7 +49,7 @@ KUBELET_ROOT=$STATE/kubelet
 POD_LOGS=$STATE/pod-logs
 REGISTRY_DATA=$STATE/registry
 # Built images are cached outside the state dir so a cluster-up after cluster-down skips the builds.
-IMAGE_CACHE=${WASMPOD_CACHE:-/var/cache/wasmpod}/cluster-images
+IMAGE_CACHE=$WASMPOD_CACHE/cluster-images
 
 # Addresses. Pod and service ranges must not overlap this VM's uplink or DNS (10.255.255.53).
 POD_CIDR=10.88.0.0/16

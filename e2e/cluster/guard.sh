@@ -14,7 +14,7 @@
 #   the apiserver, kubelet and registry relay listen on the node IP (so pods can reach them).
 # Our rules live in chains of their own, jumped to from the first position of the built-in chains
 # (kube-proxy prepends its jumps when it starts, so `ensure` runs again after it and moves ours back
-# on top). Only nf_tables `iptables`: never iptables-legacy (recipe §2).
+# on top). Only nf_tables `iptables`: never iptables-legacy.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 source "$CLUSTER_DIR/lib.sh"

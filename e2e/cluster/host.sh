@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # usage: host.sh prepare|restore
-# Host preparation of recipe §2 (run on every cluster-up: nothing here survives a reboot) and its undo.
+# Host preparation (run on every cluster-up: nothing here survives a reboot) and its undo.
 # `prepare` records what it changes under $STATE/host so `restore` puts back exactly that.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
@@ -31,7 +31,7 @@ prepare() {
   fi
   mount --make-rshared /
   # In this cgroup v1 hybrid host hugetlb sits in the v2 hierarchy; crun (and the shim's runc
-  # delegate) want all controllers on v1, so mount hugetlb as v1 (recipe §2; kind's fix_cgroup).
+  # delegate) want all controllers on v1, so mount hugetlb as v1.
   if [[ -d /sys/fs/cgroup/cpu ]] && ! mountpoint -q /sys/fs/cgroup/hugetlb; then
     mkdir -p /sys/fs/cgroup/hugetlb
     if mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb 2>/dev/null; then

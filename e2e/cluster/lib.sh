@@ -21,6 +21,47 @@ wait_for() {
   done
 }
 
+# wait_service_serves NAMESPACE SERVICE PATH WANT [SECONDS]: waits until the Service answers
+# GET PATH with a body containing WANT, asked from the node through its ClusterIP and first port,
+# so through the rules kube-proxy has programmed (the same ones a pod's traffic takes). A Ready
+# pod is not yet a reachable Service: the EndpointSlice controller and kube-proxy follow it, and
+# until they have, the ClusterIP refuses connections. On timeout prints the last answer and the
+# Service's EndpointSlices, and fails.
+wait_service_serves() {
+  local ns=$1 svc=$2 path=$3 want=$4 secs=${5:-60} ip port deadline body=""
+  ip=$($KUBECTL -n "$ns" get service "$svc" -o jsonpath='{.spec.clusterIP}') || return 1
+  port=$($KUBECTL -n "$ns" get service "$svc" -o jsonpath='{.spec.ports[0].port}') || return 1
+  deadline=$(( $(date +%s) + secs ))
+  until body=$(curl -fsS --max-time 2 "http://$ip:$port$path" 2>&1) && [[ $body == *"$want"* ]]; do
+    if (( $(date +%s) >= deadline )); then
+      log "Service $ns/$svc ($ip:$port) did not answer GET $path with '$want' within ${secs}s; last answer: $body"
+      $KUBECTL -n "$ns" get endpointslices -l "kubernetes.io/service-name=$svc" -o wide >&2 || true
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+# wait_wasmapp_ready NAMESPACE NAME [SECONDS]: waits until the operator has reconciled the
+# WasmApp's current spec (status.observedGeneration = metadata.generation) and it is Ready. A
+# plain `kubectl wait --for=condition=Ready` right after an apply can see the Ready of the spec
+# before it.
+wait_wasmapp_ready() {
+  local ns=$1 name=$2 secs=${3:-180} deadline got gen observed ready
+  deadline=$(( $(date +%s) + secs ))
+  while :; do
+    got=$($KUBECTL -n "$ns" get wasmapp "$name" -o \
+      jsonpath='{.metadata.generation} {.status.observedGeneration} {.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null || true)
+    read -r gen observed ready <<< "$got"
+    [[ -n $gen && $gen == "$observed" && $ready == True ]] && return 0
+    if (( $(date +%s) >= deadline )); then
+      log "WasmApp $ns/$name not Ready at its generation within ${secs}s (generation observedGeneration Ready: $got)"
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
 # pid_alive PIDFILE: true when the process recorded in PIDFILE runs and still is the binary we started
 # (its /proc/PID/exe matches the one saved beside the pid), so a reused pid is never mistaken for ours.
 pid_alive() {
@@ -57,7 +98,7 @@ start_daemon() {
 }
 
 # running PID: the process exists and is not a zombie. Our daemons are orphans reaped by PID 1,
-# which is not an init here and reaps late (recipe §8 P6), so a dead daemon can linger as a zombie.
+# which is not an init here and reaps late, so a dead daemon can linger as a zombie.
 running() {
   local stat
   stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1

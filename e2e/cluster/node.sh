@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # usage: node.sh start|stop
 # The node: containerd (with runc default + the wasmpod runtime), the locally built pause image,
-# kubelet and kube-proxy (recipe §5, §6). `stop` removes every pod first so CNI tears down veths,
+# kubelet and kube-proxy. `stop` removes every pod first so CNI tears down veths,
 # netns and per-pod iptables chains while containerd is still there to do it.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"

@@ -55,6 +55,8 @@ wait_for 180 "node $NODE_NAME Ready" $KUBECTL wait --for=condition=Ready "node/$
 wait_for 180 "CoreDNS ready" $KUBECTL -n kube-system wait --for=condition=Available deployment/coredns --timeout=5s
 # CoreDNS must answer through its ClusterIP from the host (host -> kube-proxy DNAT -> cni0 -> pod).
 wait_for 60 "cluster DNS at $DNS_IP" busybox nslookup "kubernetes.default.svc.$CLUSTER_DOMAIN" "$DNS_IP"
+# Pods (and the operator) reach the registry through its Service; the tests ask it once.
+wait_service_serves kube-system registry /v2/ "{}"
 
 bare=""; ((WASMPOD_BARE)) && bare=", bare: no wasmpod runtime until it is installed"
 log "cluster up in $(( $(date +%s) - t0 ))s (containerd $CONTAINERD, node $NODE_NAME at $NODE_IP$bare)"

@@ -17,8 +17,9 @@
 #   not-wasm       a shell script named .wasm
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-CACHE=${WASMPOD_CACHE:-/var/cache/wasmpod}
-out=$CACHE/components
+source "$here/../../scripts/paths.sh"
+CACHE=$WASMPOD_CACHE
+out=$WASMPOD_COMPONENTS_DIR
 verbose=0
 case ${1:-} in
   -v|--verbose) verbose=1 ;;

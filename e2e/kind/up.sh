@@ -9,7 +9,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 KIND=${KIND:-kind}
 KIND_CLUSTER=${KIND_CLUSTER:-wasmpod}
 KIND_NODE_IMAGE=${KIND_NODE_IMAGE:-}
-WASMPOD_SHIM=${WASMPOD_SHIM:-/var/cache/wasmpod/target/x86_64-unknown-linux-gnu/release/containerd-shim-wasmpod-v1}
+source "$here/../../scripts/paths.sh"   # WASMPOD_SHIM: the workspace build's shim
 # kind's node runtime: docker unless KIND_EXPERIMENTAL_PROVIDER says podman.
 ENGINE=${KIND_EXPERIMENTAL_PROVIDER:-docker}
 KUBECTL=${KUBECTL:-kubectl}
@@ -31,7 +31,7 @@ if "$KIND" get clusters 2>/dev/null | grep -qx "$KIND_CLUSTER"; then
 else
   # Render the config with this host's shim path (kind does not expand variables).
   cfg=$(mktemp --suffix=.yaml); trap 'rm -f "$cfg"' EXIT
-  sed "s|hostPath: /var/cache/wasmpod/target/x86_64-unknown-linux-gnu/release/containerd-shim-wasmpod-v1|hostPath: $WASMPOD_SHIM|" \
+  sed "s|hostPath: .*/containerd-shim-wasmpod-v1\$|hostPath: $WASMPOD_SHIM|" \
     "$here/kind-config.yaml" > "$cfg"
   log "creating kind cluster $KIND_CLUSTER"
   "$KIND" create cluster --name "$KIND_CLUSTER" --config "$cfg" ${KIND_NODE_IMAGE:+--image "$KIND_NODE_IMAGE"} --wait 180s
@@ -52,7 +52,7 @@ for node in $("$KIND" get nodes --name "$KIND_CLUSTER"); do
   # The mounted shim must run inside the node (same architecture, compatible libc).
   "$ENGINE" exec "$node" "$SHIM_IN_NODE" -v >/dev/null ||
     die "$node: $SHIM_IN_NODE does not run inside the node (wrong libc/arch? build it static or on Debian 12)"
-  # Only now, as DESIGN.md asks, mark the node as able to run wasmpod pods.
+  # Only now mark the node as able to run wasmpod pods.
   "$KUBECTL" --context "$CTX" label node "$node" --overwrite wasmpod.io/runtime=ready >/dev/null
   log "$node: shim answers; labelled wasmpod.io/runtime=ready"
 done

@@ -6,8 +6,8 @@
 # usage: e2e/oci-pack/build.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-CACHE=${WASMPOD_CACHE:-/var/cache/wasmpod}
-export CARGO_TARGET_DIR=$CACHE/target-tools
+source "$here/../../scripts/paths.sh"
+export CARGO_TARGET_DIR=$WASMPOD_TOOLS_TARGET_DIR
 mkdir -p "$CARGO_TARGET_DIR"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
@@ -16,4 +16,4 @@ if ! (cd "$here" && nice cargo build --locked --release --bin oci-pack) >"$log" 
   echo "oci-pack/build.sh: cargo build failed" >&2
   exit 1
 fi
-echo "$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/oci-pack"
+echo "$WASMPOD_TOOLS_BIN_DIR/oci-pack"

@@ -15,7 +15,8 @@
 # ordinary image config), layer-unknown (application/vnd.example.unknown).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-CACHE=${WASMPOD_CACHE:-/var/cache/wasmpod}
+source "$here/../../scripts/paths.sh"
+CACHE=$WASMPOD_CACHE
 PREFIX=${WASMPOD_IMAGE_PREFIX:-127.0.0.1:5000/wasmpod}
 verbose=0 push=0
 for a in "$@"; do

@@ -1,12 +1,13 @@
 //! Command-line flags; each is also settable through an environment variable (the chart uses
 //! those).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 
-use crate::config::SystemdCgroup;
+use crate::config::{self, SystemdCgroup};
+use crate::error::IoContext;
 use crate::host::Host;
 use crate::run::Settings;
 
@@ -46,6 +47,9 @@ pub enum Command {
     /// Ask every installer pod to uninstall and wait until their nodes lose the label (the
     /// Helm pre-delete hook).
     UninstallAll(ClusterArgs),
+    /// Print a containerd config with the wasmpod runtime merged in: the very merge `install`
+    /// makes, without touching the node (test beds and node images that bake the runtime in).
+    MergeConfig(MergeArgs),
     /// Exit 0 if the install on this node has completed (readiness probe).
     Probe {
         /// The file `install` writes once the node is ready.
@@ -71,6 +75,63 @@ pub struct ClusterArgs {
     /// Seconds `uninstall-all` waits for the nodes.
     #[arg(long, default_value_t = 180)]
     pub timeout: u64,
+}
+
+/// Flags of `merge-config`.
+#[derive(ClapArgs, Debug, Clone)]
+pub struct MergeArgs {
+    /// The containerd config to read; `-` reads standard input.
+    #[arg(long)]
+    pub config: PathBuf,
+
+    /// The shim's absolute path on the node (`runtime_path`).
+    #[arg(long)]
+    pub runtime_path: String,
+
+    /// Config version of an empty input (2: containerd 1.6/1.7, 3: 2.x).
+    #[arg(long)]
+    pub config_version: Option<i64>,
+
+    /// SystemdCgroup of the runtime's options: auto, true or false (as for `install`).
+    #[arg(long, default_value = "auto")]
+    pub systemd_cgroup: String,
+}
+
+impl MergeArgs {
+    /// The merged config text.
+    pub fn merged(&self) -> crate::Result<String> {
+        let systemd = parse_systemd_cgroup(&self.systemd_cgroup).map_err(crate::Error::Config)?;
+        if !self.runtime_path.starts_with('/') {
+            return Err(crate::Error::Config(format!(
+                "--runtime-path must be absolute, not {:?}",
+                self.runtime_path
+            )));
+        }
+        let text = if self.config.as_os_str() == "-" {
+            std::io::read_to_string(std::io::stdin()).io("read", Path::new("/dev/stdin"))?
+        } else {
+            std::fs::read_to_string(&self.config).io("read", &self.config)?
+        };
+        let merged = config::merge(
+            &self.config,
+            &text,
+            &self.runtime_path,
+            systemd,
+            self.config_version,
+        )?;
+        Ok(merged.text)
+    }
+}
+
+fn parse_systemd_cgroup(value: &str) -> Result<SystemdCgroup, String> {
+    match value {
+        "auto" => Ok(SystemdCgroup::Auto),
+        "true" => Ok(SystemdCgroup::Set(true)),
+        "false" => Ok(SystemdCgroup::Set(false)),
+        other => Err(format!(
+            "--systemd-cgroup must be auto, true or false, not {other:?}"
+        )),
+    }
 }
 
 /// Flags of `install` and `uninstall`.
@@ -177,16 +238,7 @@ pub struct InstallArgs {
 impl InstallArgs {
     /// The node-local settings, validated.
     pub fn settings(&self) -> Result<Settings, String> {
-        let systemd_cgroup = match self.systemd_cgroup.as_str() {
-            "auto" => SystemdCgroup::Auto,
-            "true" => SystemdCgroup::Set(true),
-            "false" => SystemdCgroup::Set(false),
-            other => {
-                return Err(format!(
-                    "--systemd-cgroup must be auto, true or false, not {other:?}"
-                ));
-            }
-        };
+        let systemd_cgroup = parse_systemd_cgroup(&self.systemd_cgroup)?;
         if !self.install_dir.is_absolute() || !self.containerd_config.is_absolute() {
             return Err("--install-dir and --containerd-config must be absolute paths".into());
         }

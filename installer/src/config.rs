@@ -16,10 +16,9 @@ use toml_edit::{DocumentMut, Item, Table, TableLike, value};
 
 use crate::{Error, Result};
 
-/// The runtime handler, the RuntimeClass's `handler`.
-pub const HANDLER: &str = "wasmpod";
-/// containerd's runtime type for the shim.
-pub const RUNTIME_TYPE: &str = "io.containerd.wasmpod.v1";
+/// The runtime handler (the RuntimeClass's `handler`) and containerd's runtime type for the
+/// shim: one definition, shared with the shim.
+pub use wasmpod_oci::names::{HANDLER, RUNTIME_TYPE};
 /// Comment above a runtime table the installer created.
 pub const MARKER: &str =
     "# wasmpod runtime: managed by wasmpod-node-installer, removed when it is uninstalled";

@@ -4,16 +4,17 @@
 //! which must leave the runtime in place):
 //! - **Requested**: the DaemonSet carries the annotation `wasmpod.io/uninstall=true` (set by the
 //!   chart's pre-delete hook, `wasmpod-node-installer uninstall-all`, or by hand). Every pod
-//!   notices within `--poll-interval`, removes the node label, reverts containerd's config,
-//!   restarts containerd, deletes the binaries, and stays idle (a restarted pod sees the
+//!   notices within `--poll-interval`, sets the node label to `removing`, reverts containerd's
+//!   config, restarts containerd, deletes the binaries, removes the label, and stays idle (a restarted pod sees the
 //!   annotation and does not reinstall).
 //! - **On SIGTERM**: the pod reads its DaemonSet. Gone, being deleted (`deletionTimestamp`),
 //!   or its own credentials revoked (401/403: the ServiceAccount or RBAC was deleted with it)
 //!   means the installation is being removed: revert. Present, or an API error, means a
 //!   rollout, drain or reboot: leave everything, exit.
 //!
-//! The label goes first on uninstall (no new Wasm pods land on the node) and last on install
-//! (only once the shim answers).
+//! The label leaves `ready` first on uninstall (no new Wasm pods land on the node) and is
+//! deleted last (whoever waits for it to go, the pre-delete hook or the documented `kubectl`
+//! loop, then sees a clean node); on install it is set last, once the shim answers.
 
 use std::path::Path;
 use std::time::Duration;
@@ -23,7 +24,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::cli::{ClusterArgs, InstallArgs};
 use crate::error::IoContext;
-use crate::node::{self, Owner};
+use crate::node::{self, NodeLabel, Owner};
 use crate::run::{self, Settings};
 use crate::{Error, Result};
 
@@ -114,11 +115,11 @@ async fn install_and_label(settings: &Settings, kube: &Kube) -> Result<()> {
     match result {
         Ok(report) => {
             tracing::info!(?report, "runtime installed");
-            kube.label(true).await
+            kube.label(NodeLabel::Ready).await
         }
         Err(e) => {
             // The node is not known to work any more: no Wasm pods should be sent there.
-            if let Err(le) = kube.label(false).await {
+            if let Err(le) = kube.label(NodeLabel::Absent).await {
                 tracing::warn!(error = %le, "cannot remove the node label");
             }
             Err(e)
@@ -127,14 +128,17 @@ async fn install_and_label(settings: &Settings, kube: &Kube) -> Result<()> {
 }
 
 async fn remove(settings: &Settings, kube: &Kube) -> Result<()> {
-    if let Err(e) = kube.label(false).await {
-        tracing::warn!(error = %e, "cannot remove the node label (already gone with the RBAC?)");
+    if let Err(e) = kube.label(NodeLabel::Removing).await {
+        tracing::warn!(error = %e, "cannot mark the node label removing (already gone with the RBAC?)");
     }
     let s = settings.clone();
     let report = tokio::task::spawn_blocking(move || run::uninstall(&s))
         .await
         .map_err(|e| Error::Config(format!("uninstall task: {e}")))??;
     tracing::info!(?report, "runtime removed from the node");
+    if let Err(e) = kube.label(NodeLabel::Absent).await {
+        tracing::warn!(error = %e, "cannot remove the node label (already gone with the RBAC?)");
+    }
     Ok(())
 }
 
@@ -183,10 +187,10 @@ impl Kube {
         }
     }
 
-    async fn label(&self, ready: bool) -> Result<()> {
+    async fn label(&self, state: NodeLabel) -> Result<()> {
         if let (Some(c), Some(n)) = (&self.client, &self.node) {
-            node::set_label(c, n, ready).await?;
-            tracing::info!(node = %n, ready, "node label {}", node::LABEL);
+            node::set_label(c, n, state).await?;
+            tracing::info!(node = %n, ?state, "node label {}", node::LABEL);
         }
         Ok(())
     }

@@ -13,12 +13,16 @@ async fn main() -> anyhow::Result<()> {
         }
         anyhow::bail!("not ready: {} does not exist", ready_file.display());
     }
+    if let Command::MergeConfig(args) = &cli.command {
+        print!("{}", args.merged()?);
+        return Ok(());
+    }
     init_logging(cli.log_format);
     match cli.command {
         Command::Install(args) => daemon::install(args).await?,
         Command::Uninstall(args) => daemon::uninstall(args).await?,
         Command::UninstallAll(args) => daemon::uninstall_all(args).await?,
-        Command::Probe { .. } => {}
+        Command::Probe { .. } | Command::MergeConfig(_) => {}
     }
     Ok(())
 }

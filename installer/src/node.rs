@@ -13,18 +13,39 @@ use crate::Result;
 
 /// The label the RuntimeClass `wasmpod` selects on.
 pub const LABEL: &str = "wasmpod.io/runtime";
-/// Its value once the shim answers on the node.
-pub const READY: &str = "ready";
+/// The label's values. The RuntimeClass selects only `ready`; `removing` marks a node whose
+/// installer is reverting it, so that [`uninstall_all`] (which waits for the label to be gone)
+/// returns only once containerd's config is restored and the shim deleted, not as soon as
+/// scheduling stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeLabel {
+    /// The shim answers on the node: Wasm pods may land here.
+    Ready,
+    /// The uninstall is under way: no new Wasm pods, the node is not clean yet.
+    Removing,
+    /// No label: nothing of wasmpod on the node (or an install that failed).
+    Absent,
+}
+
+impl NodeLabel {
+    /// The label value, `None` for no label.
+    pub fn value(self) -> Option<&'static str> {
+        match self {
+            Self::Ready => Some("ready"),
+            Self::Removing => Some("removing"),
+            Self::Absent => None,
+        }
+    }
+}
 /// Annotation on the installer's DaemonSet that asks every pod to uninstall (set by the Helm
 /// pre-delete hook, or by hand before `kubectl delete`).
 pub const UNINSTALL_ANNOTATION: &str = "wasmpod.io/uninstall";
 /// Field manager of the installer's writes.
 pub const FIELD_MANAGER: &str = "wasmpod-node-installer";
 
-/// Sets (`ready`) or removes the node label.
-pub async fn set_label(client: &Client, node: &str, ready: bool) -> Result<()> {
-    let value = if ready { json!(READY) } else { json!(null) };
-    let patch = json!({"metadata": {"labels": {LABEL: value}}});
+/// Sets the node label to `state` (a JSON null removes it).
+pub async fn set_label(client: &Client, node: &str, state: NodeLabel) -> Result<()> {
+    let patch = json!({"metadata": {"labels": {LABEL: state.value()}}});
     merge_patch(&Api::<Node>::all(client.clone()), node, &patch).await
 }
 
@@ -129,9 +150,9 @@ pub async fn labelled_nodes(client: &Client, namespace: &str, name: &str) -> Res
     Ok(still)
 }
 
-/// Asks for the uninstall and waits until no installer node carries the label any more (the
-/// pods then finish reverting the node locally, which needs no API access). Returns the nodes
-/// still labelled when `timeout` ran out.
+/// Asks for the uninstall and waits until no installer node carries the label any more: each
+/// pod sets it to `removing` first and deletes it only once its node is reverted, so a return
+/// means the nodes are clean. Returns the nodes still labelled when `timeout` ran out.
 pub async fn uninstall_all(
     client: &Client,
     namespace: &str,

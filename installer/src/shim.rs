@@ -19,12 +19,10 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
+use wasmpod_oci::names::SHIM_BINARY;
 
 use crate::error::IoContext;
 use crate::{Error, Result};
-
-/// The shim's name, which containerd derives from the runtime type `io.containerd.wasmpod.v1`.
-pub const SHIM_NAME: &str = "containerd-shim-wasmpod-v1";
 
 /// The result of [`install`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,7 +38,7 @@ pub struct Installed {
 /// The versioned file name of a shim binary with this content.
 pub fn versioned_name(content: &[u8], version: &str) -> String {
     let digest = hex::encode(Sha256::digest(content));
-    format!("{SHIM_NAME}-{version}-{}", &digest[..12])
+    format!("{SHIM_BINARY}-{version}-{}", &digest[..12])
 }
 
 /// Installs `source` into `dir` under its versioned name and points the symlink at it.
@@ -61,10 +59,10 @@ pub fn install(source: &Path, dir: &Path, version: &str) -> Result<Installed> {
         sync_dir(dir)?;
         changed = true;
     }
-    let link = dir.join(SHIM_NAME);
+    let link = dir.join(SHIM_BINARY);
     let points_at = fs::read_link(&link).ok();
     if points_at.as_deref() != Some(Path::new(&name)) {
-        let tmp = dir.join(format!(".{SHIM_NAME}.link.tmp"));
+        let tmp = dir.join(format!(".{SHIM_BINARY}.link.tmp"));
         let _ = fs::remove_file(&tmp);
         symlink(&name, &tmp).io("create symlink", &tmp)?;
         fs::rename(&tmp, &link).io("switch symlink", &link)?;
@@ -98,7 +96,7 @@ pub fn prune(dir: &Path, keep: &Path, proc_root: &Path) -> Result<Vec<PathBuf>> 
 /// anything was removed. The directory itself is removed when empty (not when it is a mount).
 pub fn uninstall(dir: &Path) -> Result<bool> {
     let mut changed = false;
-    let link = dir.join(SHIM_NAME);
+    let link = dir.join(SHIM_BINARY);
     if link.symlink_metadata().is_ok() {
         fs::remove_file(&link).io("remove", &link)?;
         changed = true;
@@ -110,7 +108,7 @@ pub fn uninstall(dir: &Path) -> Result<bool> {
     if let Ok(entries) = fs::read_dir(dir) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with(&format!(".{SHIM_NAME}")) && name.ends_with(".tmp") {
+            if name.starts_with(&format!(".{SHIM_BINARY}")) && name.ends_with(".tmp") {
                 let _ = fs::remove_file(e.path());
             }
         }
@@ -121,7 +119,7 @@ pub fn uninstall(dir: &Path) -> Result<bool> {
 
 /// `<dir>/containerd-shim-wasmpod-v1-*` files.
 fn versioned_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let prefix = format!("{SHIM_NAME}-");
+    let prefix = format!("{SHIM_BINARY}-");
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -201,7 +199,7 @@ mod tests {
         let dir = tmp.path().join("bin");
         let first = install(&src, &dir, "0.1.0").unwrap();
         assert!(first.changed);
-        assert_eq!(first.link, dir.join(SHIM_NAME));
+        assert_eq!(first.link, dir.join(SHIM_BINARY));
         let name = first
             .target
             .file_name()

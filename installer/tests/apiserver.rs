@@ -11,7 +11,7 @@
     reason = "test code: a panic is the failure report"
 )]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
@@ -21,57 +21,25 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config, ResourceExt};
 use serde_json::json;
+use wasmpod_testkit::apiserver::{self, ApiServer};
+use wasmpod_testkit::{Tier, async_tests, wait};
 
 const NS: &str = "wasmpod-system";
 const DS: &str = "wasmpod-node-installer";
 const NODE: &str = "n1";
 const LABEL: &str = "wasmpod.io/runtime";
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 /// etcd + kube-apiserver on free ports, stopped on drop.
-struct ApiServer {
-    dir: tempfile::TempDir,
-    kubeconfig: PathBuf,
+fn apiserver() -> ApiServer {
+    ApiServer::start().unwrap_or_else(|e| panic!("{e}"))
 }
 
-impl ApiServer {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let out = Command::new("bash")
-            .arg(repo().join("e2e/cluster/apiserver-only.sh"))
-            .arg("start")
-            .arg(dir.path().join("c"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "apiserver-only.sh start failed (needs `e2e/build-deps.sh etcd kubernetes`): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let kubeconfig = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        Self { dir, kubeconfig }
-    }
-
-    async fn client(&self) -> Client {
-        let kc = Kubeconfig::read_from(&self.kubeconfig).unwrap();
-        let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-            .await
-            .unwrap();
-        Client::try_from(config).unwrap()
-    }
-}
-
-impl Drop for ApiServer {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(repo().join("e2e/cluster/apiserver-only.sh"))
-            .arg("stop")
-            .arg(self.dir.path().join("c"))
-            .output();
-    }
+async fn client(api: &ApiServer) -> Client {
+    let kc = Kubeconfig::read_from(&api.kubeconfig).unwrap();
+    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    Client::try_from(config).unwrap()
 }
 
 /// A node's files: containerd config, install dir, the "shim", a restart log.
@@ -108,6 +76,11 @@ impl NodeFiles {
     }
 
     fn installer(&self, api: &ApiServer, args: &[&str]) -> Child {
+        self.installer_restarting_with(api, args, "")
+    }
+
+    /// Like [`Self::installer`], with `before` run ahead of each "restart" (in its shell).
+    fn installer_restarting_with(&self, api: &ApiServer, args: &[&str], before: &str) -> Child {
         Command::new(env!("CARGO_BIN_EXE_wasmpod-node-installer"))
             .args(args)
             .args([
@@ -127,7 +100,7 @@ impl NodeFiles {
             .arg(self.path("config.toml"))
             .arg("--restart-command")
             .arg(format!(
-                "echo restart >> {}",
+                "{before} echo restart >> {}",
                 self.path("restarts").display()
             ))
             .args([
@@ -185,16 +158,12 @@ async fn label(client: &Client) -> Option<String> {
 }
 
 /// Polls `cond` for up to 30 s.
-async fn wait_for<F, Fut>(what: &str, mut cond: F)
+async fn wait_for<F, Fut>(what: &str, cond: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !cond().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait::until_async(what, Duration::from_secs(30), cond).await;
 }
 
 fn sigterm(child: &Child) {
@@ -228,10 +197,9 @@ async fn annotate_uninstall(client: &Client) {
         .unwrap();
 }
 
-#[tokio::test]
 async fn label_set_after_install_and_removed_on_uninstall_request() {
-    let api = ApiServer::start();
-    let client = api.client().await;
+    let api = apiserver();
+    let client = client(&api).await;
     objects(&client).await;
     let node = NodeFiles::new();
     let mut installer = node.installer(&api, &["install", "--wait"]);
@@ -249,9 +217,14 @@ async fn label_set_after_install_and_removed_on_uninstall_request() {
     assert_eq!(node.restarts(), 1);
 
     annotate_uninstall(&client).await;
+    wait_for("label no longer ready", || async {
+        label(&client).await.as_deref() != Some("ready")
+    })
+    .await;
     wait_for("label removed", || async { label(&client).await.is_none() }).await;
-    wait_for("config restored", || async { node.config() == ORIGINAL }).await;
-    wait_for("binaries removed", || async { !node.path("bin").exists() }).await;
+    // The label goes last: once it is gone, the node is clean.
+    assert_eq!(node.config(), ORIGINAL, "config restored");
+    assert!(!node.path("bin").exists(), "binaries removed");
     assert_eq!(node.restarts(), 2);
     assert!(
         !node.path("ready").exists(),
@@ -273,10 +246,9 @@ async fn label_set_after_install_and_removed_on_uninstall_request() {
     assert!(exited_ok(&mut again).await);
 }
 
-#[tokio::test]
 async fn sigterm_keeps_the_runtime_unless_the_daemonset_is_gone() {
-    let api = ApiServer::start();
-    let client = api.client().await;
+    let api = apiserver();
+    let client = client(&api).await;
     objects(&client).await;
     let node = NodeFiles::new();
 
@@ -310,10 +282,9 @@ async fn sigterm_keeps_the_runtime_unless_the_daemonset_is_gone() {
     assert_eq!(node.restarts(), 2);
 }
 
-#[tokio::test]
-async fn uninstall_all_returns_once_the_nodes_are_unlabelled() {
-    let api = ApiServer::start();
-    let client = api.client().await;
+async fn uninstall_all_returns_once_the_nodes_are_reverted() {
+    let api = apiserver();
+    let client = client(&api).await;
     objects(&client).await;
     // The DaemonSet's pod on n1, as the DaemonSet controller would have made it.
     let pod: Pod = serde_json::from_value(json!({
@@ -326,7 +297,14 @@ async fn uninstall_all_returns_once_the_nodes_are_unlabelled() {
         .await
         .unwrap();
     let node = NodeFiles::new();
-    let mut installer = node.installer(&api, &["install", "--wait"]);
+    // The uninstall's containerd restart takes 3 s (longer than the hook's poll), as a real one
+    // can: the hook must wait for it, not only for scheduling to stop.
+    let slow_uninstall_restart = format!(
+        "grep -q runtimes.wasmpod {} || sleep 3;",
+        node.path("config.toml").display()
+    );
+    let mut installer =
+        node.installer_restarting_with(&api, &["install", "--wait"], &slow_uninstall_restart);
     wait_for("label ready", || async {
         label(&client).await.as_deref() == Some("ready")
     })
@@ -360,6 +338,20 @@ async fn uninstall_all_returns_once_the_nodes_are_unlabelled() {
         None,
         "returned only after the label was gone"
     );
+    assert_eq!(
+        node.restarts(),
+        2,
+        "returned before the uninstall's containerd restart finished"
+    );
+    assert_eq!(
+        node.config(),
+        ORIGINAL,
+        "config restored when the hook returned"
+    );
+    assert!(
+        !node.path("bin").exists(),
+        "binaries removed when the hook returned"
+    );
     let ds = Api::<DaemonSet>::namespaced(client.clone(), NS)
         .get(DS)
         .await
@@ -370,7 +362,21 @@ async fn uninstall_all_returns_once_the_nodes_are_unlabelled() {
             .map(String::as_str),
         Some("true")
     );
-    wait_for("config restored", || async { node.config() == ORIGINAL }).await;
     sigterm(&installer);
     assert!(exited_ok(&mut installer).await);
+}
+
+fn main() {
+    let tier = Tier {
+        name: "installer against a real kube-apiserver",
+        require_var: apiserver::REQUIRE_VAR,
+    };
+    tier.run(
+        apiserver::missing_prerequisites(),
+        async_tests![
+            label_set_after_install_and_removed_on_uninstall_request,
+            sigterm_keeps_the_runtime_unless_the_daemonset_is_gone,
+            uninstall_all_returns_once_the_nodes_are_reverted,
+        ],
+    );
 }

@@ -7,29 +7,36 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod kind;
+
 use toml_edit::{DocumentMut, Item};
 use wasmpod_node_installer::config::{self, SystemdCgroup};
+use wasmpod_testkit::{Tier, paths, tests};
 
 const SHIM: &str = "/opt/wasmpod/bin/containerd-shim-wasmpod-v1";
 
-/// containerd's bin directory for a build-deps component; fails with the command to run.
+/// The containerd binary of a build-deps component.
 fn containerd(component: &str) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let out = Command::new(root.join("e2e/build-deps.sh"))
-        .args(["--print-dir", component])
-        .output()
-        .expect("e2e/build-deps.sh");
-    let bin = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("containerd");
-    assert!(
-        bin.exists(),
-        "{} missing: run e2e/build-deps.sh containerd2 containerd17",
-        bin.display()
-    );
-    bin
+    paths::deps_dir(component)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .join("containerd")
+}
+
+/// Why the tier cannot run here: a containerd binary not built.
+fn missing_prerequisites() -> Option<String> {
+    paths::first_missing(["containerd2", "containerd17"].map(|c| {
+        let bin = paths::deps_dir(c).unwrap_or_default().join("containerd");
+        paths::missing_file(&bin, "e2e/build-deps.sh containerd2 containerd17")
+    }))
 }
 
 /// The effective config containerd reads from `text`.
 fn dump(containerd: &Path, text: &str) -> DocumentMut {
+    try_dump(containerd, text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`dump`], or containerd's complaint.
+fn try_dump(containerd: &Path, text: &str) -> Result<DocumentMut, String> {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("config.toml");
     std::fs::write(&file, text).expect("write config");
@@ -39,15 +46,73 @@ fn dump(containerd: &Path, text: &str) -> DocumentMut {
         .args(["config", "dump"])
         .output()
         .expect("run containerd");
-    assert!(
-        out.status.success(),
-        "{} config dump failed: {}",
-        containerd.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if !out.status.success() {
+        return Err(format!(
+            "{} config dump failed: {}",
+            containerd.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
     String::from_utf8_lossy(&out.stdout)
         .parse()
-        .expect("dump is TOML")
+        .map_err(|e| format!("config dump is not TOML: {e}"))
+}
+
+/// Why the CRI runtime plugin of `doc` would not serve runc (the default) and wasmpod, if so.
+fn cri_problem(doc: &DocumentMut, plugin: &str) -> Option<String> {
+    let ctd = &doc["plugins"][plugin]["containerd"];
+    let default = ctd["default_runtime_name"].as_str().unwrap_or("runc");
+    if ctd["runtimes"][default]["runtime_type"].as_str().is_none() {
+        return Some(format!("the default runtime {default:?} has no entry"));
+    }
+    if ctd["runtimes"]["wasmpod"]["runtime_type"].as_str() != Some(config::RUNTIME_TYPE) {
+        return Some("no wasmpod runtime of type io.containerd.wasmpod.v1".into());
+    }
+    None
+}
+
+/// A kind node config with a kind patch applied the way kind applies it, as containerd 2 sees it.
+fn kind_node_with_patch(node: &str, patch: &str) -> Result<DocumentMut, String> {
+    let merged = kind::kind_merge(&kind::fixture(node), patch);
+    try_dump(&containerd("containerd2"), &merged.to_string())
+}
+
+fn kind_config_patch() -> String {
+    let cfg = kind::KindConfig::load(&kind::repo().join("e2e/kind/kind-config.yaml"));
+    cfg.patches
+        .into_iter()
+        .next()
+        .expect("a containerdConfigPatch")
+}
+
+fn v3_patch() -> String {
+    std::fs::read_to_string(kind::repo().join("e2e/kind/containerd-patch-v3.toml"))
+        .expect("v3 patch")
+}
+
+fn containerd_2_serves_the_kind_config_patch_on_a_version_2_node() {
+    let doc = kind_node_with_patch("kind-node.toml", &kind_config_patch())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cri_problem(&doc, "io.containerd.cri.v1.runtime"), None);
+}
+
+fn containerd_2_serves_the_v3_patch_on_a_version_3_node() {
+    let doc =
+        kind_node_with_patch("kind-node-v3.toml", &v3_patch()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cri_problem(&doc, "io.containerd.cri.v1.runtime"), None);
+}
+
+/// The classic mistake the two patches exist for, shown on the real binary: a 2.x-layout table
+/// merged into a `version = 2` node makes containerd's migration skip the node's own runtimes.
+fn a_2x_layout_patch_on_a_version_2_node_is_caught() {
+    let problem = match kind_node_with_patch("kind-node.toml", &v3_patch()) {
+        Ok(doc) => cri_problem(&doc, "io.containerd.cri.v1.runtime"),
+        Err(e) => Some(e),
+    };
+    assert!(
+        problem.is_some(),
+        "containerd 2 served runc and wasmpod although a 2.x-layout patch went into a version 2 file"
+    );
 }
 
 fn runtimes<'a>(doc: &'a DocumentMut, plugin: &str) -> &'a Item {
@@ -86,7 +151,6 @@ fn assert_loaded(component: &str, fixture: &str, plugin: &str, systemd: bool) {
     );
 }
 
-#[test]
 fn containerd_17_reads_the_merged_17_config() {
     assert_loaded(
         "containerd17",
@@ -96,7 +160,6 @@ fn containerd_17_reads_the_merged_17_config() {
     );
 }
 
-#[test]
 fn containerd_2_reads_the_merged_2x_config() {
     assert_loaded(
         "containerd2",
@@ -106,7 +169,6 @@ fn containerd_2_reads_the_merged_2x_config() {
     );
 }
 
-#[test]
 fn containerd_2_migrates_the_merged_kind_node_config() {
     assert_loaded(
         "containerd2",
@@ -116,7 +178,6 @@ fn containerd_2_migrates_the_merged_kind_node_config() {
     );
 }
 
-#[test]
 fn containerd_17_reads_the_merged_kind_node_config() {
     assert_loaded(
         "containerd17",
@@ -126,12 +187,31 @@ fn containerd_17_reads_the_merged_kind_node_config() {
     );
 }
 
-#[test]
 fn containerd_2_reads_a_replaced_foreign_entry() {
     assert_loaded(
         "containerd2",
         "other-wasmpod-entry.toml",
         "io.containerd.cri.v1.runtime",
         false,
+    );
+}
+
+fn main() {
+    let tier = Tier {
+        name: "installer configs loaded by real containerd",
+        require_var: "WASMPOD_REQUIRE_CONTAINERD",
+    };
+    tier.run(
+        missing_prerequisites(),
+        tests![
+            containerd_17_reads_the_merged_17_config,
+            containerd_2_reads_the_merged_2x_config,
+            containerd_2_migrates_the_merged_kind_node_config,
+            containerd_17_reads_the_merged_kind_node_config,
+            containerd_2_reads_a_replaced_foreign_entry,
+            containerd_2_serves_the_kind_config_patch_on_a_version_2_node,
+            containerd_2_serves_the_v3_patch_on_a_version_3_node,
+            a_2x_layout_patch_on_a_version_2_node_is_caught,
+        ],
     );
 }

@@ -33,6 +33,7 @@ use kube::api::{Api, ListParams, PostParams};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use wasmpod_operator::crd::{WasmApp, WasmAppSpec};
 use wasmpod_operator::resources::labels;
+use wasmpod_testkit::apiserver;
 
 const TARGET_SECONDS: f64 = 30.0;
 const TARGET_RSS_MB: f64 = 64.0;
@@ -170,9 +171,9 @@ fn main() -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    if let Some(reason) = env::missing_prerequisites() {
-        if std::env::var(env::REQUIRE).is_ok_and(|v| v == "1") {
-            bail!("{}=1 but {reason}", env::REQUIRE);
+    if let Some(reason) = apiserver::missing_prerequisites() {
+        if std::env::var(apiserver::REQUIRE_VAR).is_ok_and(|v| v == "1") {
+            bail!("{}=1 but {reason}", apiserver::REQUIRE_VAR);
         }
         println!("SKIPPED: operator scale benchmark: {reason}");
         return Ok(());

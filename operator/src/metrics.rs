@@ -26,7 +26,7 @@ pub struct ControllerLabels {
 pub struct ResultLabels {
     /// Controller name.
     pub controller: String,
-    /// `success`, `error`, `requeue` or `requeue_after`.
+    /// `success`, `error` or `requeue_after`.
     pub result: String,
 }
 
@@ -198,7 +198,7 @@ pub struct ReconcileTimer {
 }
 
 impl ReconcileTimer {
-    /// Records the result: `success`, `error`, `requeue` or `requeue_after`.
+    /// Records the result: `success`, `error` or `requeue_after`.
     pub fn finish(self, result: &str) {
         let m = &self.metrics;
         let labels = Metrics::controller();

@@ -10,6 +10,7 @@ mod support;
 use std::time::Duration;
 
 use support::registry::{self, FakeRegistry};
+use wasmpod_oci::index::{self, IndexEntry, Platform};
 use wasmpod_operator::crd::{ComponentKind, ImageFormat};
 use wasmpod_operator::image::auth::Credentials;
 use wasmpod_operator::image::{ImageCheck, Inspector, InspectorConfig};
@@ -92,6 +93,80 @@ async fn index_pins_the_wasm_entry_not_the_index() {
     assert_eq!(f.digest, wasm_digest);
     assert_ne!(f.digest, index_digest);
     assert_eq!(f.kind, ComponentKind::Http);
+}
+
+/// Pushes an index of `(image, os, arch)` entries; returns them as the shared rule sees them.
+fn push_index(
+    reg: &FakeRegistry,
+    repo: &str,
+    entries: Vec<(registry::Image, &str, &str)>,
+) -> Vec<IndexEntry> {
+    let seen = entries
+        .iter()
+        .map(|(image, os, arch)| IndexEntry {
+            media_type: image.media_type.into(),
+            digest: registry::digest(&image.manifest),
+            platform: Some(Platform {
+                os: (*os).into(),
+                architecture: (*arch).into(),
+            }),
+        })
+        .collect();
+    reg.push_index(repo, "v1", entries);
+    seen
+}
+
+/// The index the operator and the shim used to disagree on (the shim ran the first entry
+/// containerd held, the linux/amd64 one): the operator now validates exactly the entry the shim
+/// runs, by the same rule, even with a wasip1 entry in between.
+#[tokio::test]
+async fn image_valid_is_decided_for_the_entry_the_shim_runs() {
+    let reg = FakeRegistry::start().await;
+    let entries = push_index(
+        &reg,
+        "apps/mixed",
+        vec![
+            (registry::container_image(), "linux", "amd64"),
+            (
+                registry::artifact(&["wasi:cli/run@0.2.0"], None),
+                "wasip1",
+                "wasm",
+            ),
+            (registry::http_artifact(), "wasip2", "wasm"),
+        ],
+    );
+    let all: Vec<&str> = entries.iter().map(|e| e.digest.as_str()).collect();
+    let shim = index::pulled_entry(&entries, &all).unwrap();
+    let f = valid(
+        inspector(&reg)
+            .inspect(&format!("{}/apps/mixed:v1", reg.host()), None)
+            .await,
+    );
+    assert_eq!(f.digest, shim.digest);
+    assert_eq!(f.digest, entries[2].digest);
+    assert_eq!(f.kind, ComponentKind::Http);
+}
+
+/// When the entry the shim would run is a manifest it refuses, the image is invalid, even if
+/// another wasm entry would do: pods must not start on a manifest the operator did not check.
+#[tokio::test]
+async fn a_refused_wasip2_entry_makes_the_image_invalid() {
+    let reg = FakeRegistry::start().await;
+    let entries = push_index(
+        &reg,
+        "apps/ambiguous",
+        vec![
+            (registry::http_artifact(), "wasip1", "wasm"),
+            (registry::two_wasm_layers_image(), "wasip2", "wasm"),
+        ],
+    );
+    assert_eq!(index::choose(&entries).unwrap().digest, entries[1].digest);
+    let c = inspector(&reg)
+        .inspect(&format!("{}/apps/ambiguous:v1", reg.host()), None)
+        .await;
+    let (reason, msg) = invalid(&c);
+    assert_eq!(reason, ImageCheck::NOT_WASM);
+    assert!(msg.contains("2 Wasm layers"), "{msg}");
 }
 
 #[tokio::test]

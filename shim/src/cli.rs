@@ -20,13 +20,13 @@ use containerd_shim_protos::shim_async::create_task;
 use containerd_shim_protos::ttrpc::r#async::Server;
 use containerd_shim_protos::ttrpc::r#async::transport::Listener;
 use containerd_shim_protos::types::introspection::{RuntimeInfo, RuntimeVersion};
+use wasmpod_oci::names::{RUNTIME_TYPE, SHIM_BINARY};
 use wasmpod_runtime::WasmEngine;
 
 use crate::error::{Error, IoContext, Result};
 use crate::events::Events;
 use crate::service::Service;
 
-pub const RUNTIME_NAME: &str = "io.containerd.wasmpod.v1";
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 const SANDBOX_ID_ANNOTATION: &str = "io.kubernetes.cri.sandbox-id";
 const TASK_V3: &str = "containerd.task.v3.Task";
@@ -43,13 +43,13 @@ pub fn main() -> i32 {
         .skip(1)
         .any(|a| a == "-v" || a == "--version" || a == "-version")
     {
-        println!("containerd-shim-wasmpod-v1 {VERSION} ({RUNTIME_NAME}, wasmtime 48)");
+        println!("{SHIM_BINARY} {VERSION} ({RUNTIME_TYPE}, wasmtime 48)");
         return 0;
     }
     let flags = match containerd_shim::parse(&args[1..]) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("containerd-shim-wasmpod-v1: {e}");
+            eprintln!("{SHIM_BINARY}: {e}");
             return 2;
         }
     };
@@ -63,7 +63,7 @@ pub fn main() -> i32 {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("containerd-shim-wasmpod-v1: start runtime: {e}");
+            eprintln!("{SHIM_BINARY}: start runtime: {e}");
             return 1;
         }
     };
@@ -83,7 +83,7 @@ fn report(r: Result<()>) -> i32 {
     match r {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("containerd-shim-wasmpod-v1: {e}");
+            eprintln!("{SHIM_BINARY}: {e}");
             1
         }
     }
@@ -94,7 +94,7 @@ fn write_info() -> Result<()> {
     version.version = VERSION.into();
     version.revision = option_env!("WASMPOD_REVISION").unwrap_or("").into();
     let mut info = RuntimeInfo::new();
-    info.name = RUNTIME_NAME.into();
+    info.name = RUNTIME_TYPE.into();
     info.version = Some(version).into();
     let bytes = info
         .write_to_bytes()

@@ -8,30 +8,30 @@ use std::path::{Component as PathComponent, Path, PathBuf};
 
 use oci_spec::image::{ImageIndex, ImageManifest};
 use oci_spec::runtime::Spec;
-use serde::Deserialize;
+use wasmpod_oci::index::{self, IndexEntry, Platform};
+use wasmpod_oci::layers::{self, Layer};
+use wasmpod_oci::{artifact, media_types};
 
 use crate::content::{Blob, ContentStore, sha256_digest};
 use crate::error::{Error, Result};
-
-/// Layer media types that carry a Wasm binary.
-pub const WASM_LAYER_MEDIA_TYPES: [&str; 4] = [
-    "application/wasm",
-    "application/vnd.bytecodealliance.wasm.component.layer.v0+wasm",
-    "application/vnd.wasm.content.layer.v1+wasm",
-    "application/vnd.module.wasm.content.layer.v1+wasm",
-];
-/// Config media type of the CNCF Wasm OCI artifact.
-pub const WASM_CONFIG_MEDIA_TYPE: &str = "application/vnd.wasm.config.v0+json";
-const INDEX_MEDIA_TYPES: [&str; 2] = [
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-];
 
 /// Which world the image's metadata says the component targets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WorldHint {
     Command,
     Http,
+}
+
+impl WorldHint {
+    /// The hint a CNCF artifact config gives (modules and unknown kinds give none: the shim
+    /// looks at the binary itself).
+    fn from_artifact(config: &[u8]) -> Option<Self> {
+        match artifact::parse(config).kind {
+            artifact::Kind::Http => Some(Self::Http),
+            artifact::Kind::Command => Some(Self::Command),
+            artifact::Kind::Module | artifact::Kind::Unknown => None,
+        }
+    }
 }
 
 /// Wasm bytes and where they came from.
@@ -73,48 +73,65 @@ pub async fn resolve(
     from_rootfs(id, spec, rootfs)
 }
 
-#[derive(Deserialize, Default)]
-struct WasmConfig {
-    #[serde(default)]
-    component: Option<ComponentMeta>,
+/// The refusal of an image whose index or layers do not say which Wasm to run.
+fn refused(id: &str, image: &str, e: &wasmpod_oci::Error) -> Error {
+    Error::NoWasm {
+        id: id.into(),
+        detail: format!("image {image}: {e}"),
+    }
 }
 
-#[derive(Deserialize, Default)]
-struct ComponentMeta {
-    #[serde(default)]
-    target: Option<String>,
-    #[serde(default)]
-    exports: Vec<String>,
-}
-
-/// The world hint from a CNCF artifact config: its `component.target` world, else its
-/// `component.exports`. The shim keeps its own ten-line view of that JSON rather than pulling
-/// the oci-wasm crate, whose registry client it would never use.
-fn world_from_config(config: &[u8]) -> Option<WorldHint> {
-    let cfg: WasmConfig = serde_json::from_slice(config).ok()?;
-    let comp = cfg.component?;
-    let target = comp.target.unwrap_or_default();
-    if target.starts_with("wasi:http/proxy") {
-        return Some(WorldHint::Http);
+/// The manifest to run of an image whose target is an index: the entry the shared rule
+/// ([`wasmpod_oci::index`]) picks, the same one the operator validated, which containerd must
+/// have pulled.
+async fn index_manifest(
+    id: &str,
+    image: &str,
+    store: &ContentStore,
+    target: &Blob,
+) -> Result<Blob> {
+    let index: ImageIndex = serde_json::from_slice(&store.read(target).await?)
+        .map_err(|e| Error::Containerd(format!("image {image}: bad index: {e}")))?;
+    let entries = index_entries(&index);
+    let mut pulled = Vec::new();
+    for e in &entries {
+        if store.exists(&e.digest).await? {
+            pulled.push(e.digest.as_str());
+        }
     }
-    if target.starts_with("wasi:cli/command") {
-        return Some(WorldHint::Command);
-    }
-    if comp
-        .exports
+    let chosen = index::pulled_entry(&entries, &pulled).map_err(|e| match e {
+        // Not a statement about the image: let the caller fall back to the rootfs.
+        wasmpod_oci::Error::NothingPulled { .. } => {
+            Error::Containerd(format!("image {image}: {e}"))
+        }
+        e => refused(id, image, &e),
+    })?;
+    let size = index
+        .manifests()
         .iter()
-        .any(|e| e.starts_with("wasi:http/incoming-handler"))
-    {
-        return Some(WorldHint::Http);
-    }
-    if comp.exports.iter().any(|e| e.starts_with("wasi:cli/run")) {
-        return Some(WorldHint::Command);
-    }
-    None
+        .find(|m| m.digest().as_ref() == chosen.digest)
+        .map_or(0, |m| m.size() as i64);
+    Ok(Blob {
+        media_type: chosen.media_type.clone(),
+        digest: chosen.digest.clone(),
+        size,
+    })
 }
 
-fn is_tar_layer(media_type: &str) -> bool {
-    media_type.contains(".tar") || media_type.contains("rootfs.diff.tar")
+/// The entries of an index, as the shared rule sees them.
+fn index_entries(index: &ImageIndex) -> Vec<IndexEntry> {
+    index
+        .manifests()
+        .iter()
+        .map(|m| IndexEntry {
+            media_type: m.media_type().to_string(),
+            digest: m.digest().to_string(),
+            platform: m.platform().as_ref().map(|p| Platform {
+                os: p.os().to_string(),
+                architecture: p.architecture().to_string(),
+            }),
+        })
+        .collect()
 }
 
 async fn from_image(id: &str, store: &ContentStore) -> Result<Option<WasmSource>> {
@@ -122,116 +139,53 @@ async fn from_image(id: &str, store: &ContentStore) -> Result<Option<WasmSource>
         return Ok(None);
     };
     let target = store.image_target(&image).await?;
-    let manifest_blob = if INDEX_MEDIA_TYPES.contains(&target.media_type.as_str()) {
-        let index: ImageIndex = serde_json::from_slice(&store.read(&target).await?)
-            .map_err(|e| Error::Containerd(format!("image {image}: bad index: {e}")))?;
-        let mut chosen = None;
-        for m in index.manifests() {
-            let blob = Blob {
-                media_type: m.media_type().to_string(),
-                digest: m.digest().to_string(),
-                size: m.size() as i64,
-            };
-            if store.exists(&blob.digest).await? {
-                chosen = Some(blob);
-                break;
-            }
-        }
-        chosen.ok_or_else(|| {
-            Error::Containerd(format!(
-                "image {image}: no manifest of its index was pulled"
-            ))
-        })?
+    let manifest_blob = if media_types::is_index(&target.media_type) {
+        index_manifest(id, &image, store, &target).await?
     } else {
         target
     };
     let manifest: ImageManifest = serde_json::from_slice(&store.read(&manifest_blob).await?)
         .map_err(|e| Error::Containerd(format!("image {image}: bad manifest: {e}")))?;
-    let config_type = manifest.config().media_type().to_string();
-    let layers: Vec<Blob> = manifest
+    let config = manifest.config();
+    let config_type = config.media_type().to_string();
+    let manifest_layers: Vec<Layer> = manifest
         .layers()
         .iter()
-        .map(|l| Blob {
+        .map(|l| Layer {
             media_type: l.media_type().to_string(),
             digest: l.digest().to_string(),
             size: l.size() as i64,
         })
         .collect();
-    let seen = || {
-        layers
-            .iter()
-            .map(|l| l.media_type.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+    let layer = match layers::find(&config_type, &manifest_layers) {
+        Ok(layers::Wasm::Layer(layer)) => layer,
+        Ok(layers::Wasm::Rootfs) => return Ok(None),
+        Err(e) => return Err(refused(id, &image, &e)),
     };
-    let wasm: Vec<&Blob> = layers
-        .iter()
-        .filter(|l| WASM_LAYER_MEDIA_TYPES.contains(&l.media_type.as_str()))
-        .collect();
-    let is_artifact = config_type == WASM_CONFIG_MEDIA_TYPE;
-    if is_artifact && layers.len() != 1 {
-        return Err(Error::NoWasm {
-            id: id.into(),
-            detail: format!(
-                "image {image} is a CNCF Wasm artifact with {} layers ({}); the artifact format allows exactly one application/wasm layer",
-                layers.len(),
-                seen()
-            ),
-        });
-    }
-    match wasm.as_slice() {
-        [] => {
-            let unknown: Vec<&str> = layers
-                .iter()
-                .map(|l| l.media_type.as_str())
-                .filter(|m| !is_tar_layer(m))
-                .collect();
-            if unknown.is_empty() {
-                return Ok(None);
-            }
-            Err(Error::NoWasm {
-                id: id.into(),
-                detail: format!(
-                    "image {image} has no Wasm layer: its layers have media types [{}]; expected one of [{}], or tar layers with a .wasm file named by the entrypoint",
-                    seen(),
-                    WASM_LAYER_MEDIA_TYPES.join(", ")
-                ),
+    let blob = Blob {
+        media_type: layer.media_type.clone(),
+        digest: layer.digest.clone(),
+        size: layer.size,
+    };
+    let bytes = store.read(&blob).await?;
+    let world = if config_type == media_types::WASM_ARTIFACT_CONFIG {
+        let config = store
+            .read(&Blob {
+                media_type: config_type.clone(),
+                digest: config.digest().to_string(),
+                size: config.size() as i64,
             })
-        }
-        [layer] => {
-            let bytes = store.read(layer).await?;
-            let world = if is_artifact {
-                world_from_config(
-                    &store
-                        .read(&Blob {
-                            media_type: config_type.clone(),
-                            digest: manifest.config().digest().to_string(),
-                            size: manifest.config().size() as i64,
-                        })
-                        .await?,
-                )
-            } else {
-                None
-            };
-            Ok(Some(WasmSource {
-                digest: layer.digest.clone(),
-                origin: format!(
-                    "image {image} layer {} ({})",
-                    layer.digest, layer.media_type
-                ),
-                bytes,
-                world,
-            }))
-        }
-        many => Err(Error::NoWasm {
-            id: id.into(),
-            detail: format!(
-                "image {image} has {} Wasm layers ({}); wasmpod runs exactly one Wasm binary per container",
-                many.len(),
-                seen()
-            ),
-        }),
-    }
+            .await?;
+        WorldHint::from_artifact(&config)
+    } else {
+        None
+    };
+    Ok(Some(WasmSource {
+        digest: blob.digest.clone(),
+        origin: format!("image {image} layer {} ({})", blob.digest, blob.media_type),
+        bytes,
+        world,
+    }))
 }
 
 const WASM_MAGIC: &[u8; 4] = b"\0asm";
@@ -361,13 +315,39 @@ fn join_inside(rootfs: &Path, in_image: &Path) -> Option<PathBuf> {
 mod tests {
     use super::*;
 
+    /// The index the operator and the shim used to disagree on, as containerd stores it: the
+    /// shim now runs the wasip2/wasm entry the operator validated, or refuses.
     #[test]
-    fn artifact_config_picks_the_world() {
-        let http = br#"{"architecture":"wasm","os":"wasip2","component":{"target":"wasi:http/proxy@0.2.0","exports":[]}}"#;
-        assert_eq!(world_from_config(http), Some(WorldHint::Http));
-        let cli = br#"{"component":{"exports":["wasi:cli/run@0.2.3"]}}"#;
-        assert_eq!(world_from_config(cli), Some(WorldHint::Command));
-        assert_eq!(world_from_config(br#"{"os":"wasip1"}"#), None);
+    fn a_mixed_index_runs_the_wasm_entry_or_names_it() {
+        let index: ImageIndex = serde_json::from_str(
+            r#"{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": [
+                  {"mediaType": "application/vnd.oci.image.manifest.v1+json", "size": 7,
+                   "digest": "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                   "platform": {"os": "linux", "architecture": "amd64"}},
+                  {"mediaType": "application/vnd.oci.image.manifest.v1+json", "size": 7,
+                   "digest": "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+                   "platform": {"os": "wasip2", "architecture": "wasm"}}]}"#,
+        )
+        .expect("index");
+        let entries = index_entries(&index);
+        let platforms: Vec<String> = entries
+            .iter()
+            .filter_map(|e| e.platform.as_ref().map(ToString::to_string))
+            .collect();
+        assert_eq!(platforms, ["linux/amd64", "wasip2/wasm"]);
+        let all = [entries[0].digest.as_str(), entries[1].digest.as_str()];
+        let chosen = index::pulled_entry(&entries, &all).expect("both pulled");
+        assert_eq!(chosen, &entries[1]);
+        assert_eq!(Ok(chosen), index::choose(&entries));
+        let err = index::pulled_entry(&entries, &all[..1]).expect_err("only amd64 pulled");
+        let msg = refused("c1", "r/app:v1", &err).to_string();
+        assert!(
+            msg.contains("r/app:v1")
+                && msg.contains("(wasip2/wasm)")
+                && msg.contains("(linux/amd64)"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -414,14 +394,5 @@ mod tests {
             entrypoint_in_image(root.path(), "/a.wasm", cwd, "/bin"),
             PathBuf::from("/a.wasm")
         );
-    }
-
-    #[test]
-    fn tar_layers_are_told_apart_from_unknown_ones() {
-        assert!(is_tar_layer("application/vnd.oci.image.layer.v1.tar+gzip"));
-        assert!(is_tar_layer(
-            "application/vnd.docker.image.rootfs.diff.tar.gzip"
-        ));
-        assert!(!is_tar_layer("application/vnd.example.unknown"));
     }
 }

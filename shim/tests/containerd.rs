@@ -1,5 +1,7 @@
 //! The shim under a real containerd (2.x by default; `WASMPOD_TEST_CONTAINERD=1.7` for 1.7),
-//! driven with `ctr`. Needs root, runc, docker-registry and skopeo (make deps).
+//! driven with `ctr`. Needs root, runc, docker-registry and skopeo (make deps); without them
+//! every test is reported ignored with the reason, or fails under `WASMPOD_REQUIRE_CONTAINERD=1`
+//! or `CI=true` (wasmpod-testkit's tier harness).
 
 // Test code: a failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used)]
@@ -11,10 +13,10 @@ use containerd_shim_protos::protobuf::Message;
 use std::time::Duration;
 
 use support::{Containerd, NetNs, Registry, component, text};
+use wasmpod_testkit::{Tier, tests};
 
 const POD: &str = "io.kubernetes.cri.sandbox-id=";
 
-#[test]
 fn command_component_gets_its_args_and_env_and_exit_code() {
     let cd = Containerd::start();
     let img = cd.import_rootfs("hello-cli", "hello-cli", "/hello.wasm");
@@ -50,7 +52,6 @@ fn command_component_gets_its_args_and_env_and_exit_code() {
     );
 }
 
-#[test]
 fn preview1_module_runs() {
     let cd = Containerd::start();
     let img = cd.import_rootfs("hello-p1", "hello-p1", "/p1.wasm");
@@ -59,7 +60,6 @@ fn preview1_module_runs() {
     assert!(out.contains("hello from wasip1"), "{out}");
 }
 
-#[test]
 fn second_container_of_a_component_hits_the_compile_cache() {
     let cd = Containerd::start();
     let img = cd.import_rootfs("hello-cli", "hello-cli", "/hello.wasm");
@@ -82,7 +82,6 @@ fn second_container_of_a_component_hits_the_compile_cache() {
     assert_eq!(entries, 1, "one engine-hash directory in the cache");
 }
 
-#[test]
 fn corrupt_cache_entry_is_recompiled() {
     let cd = Containerd::start();
     let img = cd.import_rootfs("hello-cli", "hello-cli", "/hello.wasm");
@@ -104,7 +103,6 @@ fn corrupt_cache_entry_is_recompiled() {
     assert_eq!(log.matches("compile cache miss").count(), 2, "{log}");
 }
 
-#[test]
 fn bad_settings_fail_create_naming_the_variable_and_value() {
     let cd = Containerd::start();
     let img = cd.import_rootfs("hello-http", "hello-http", "/http.wasm");
@@ -162,7 +160,6 @@ fn start_http(
     log
 }
 
-#[test]
 fn http_component_serves_in_the_pod_network_namespace_and_drains_on_sigterm() {
     let cd = Containerd::start();
     let ns = NetNs::new("wp-http");
@@ -230,7 +227,6 @@ fn http_component_serves_in_the_pod_network_namespace_and_drains_on_sigterm() {
     );
 }
 
-#[test]
 fn bad_inputs_fail_clearly_and_the_pod_shim_keeps_serving() {
     let cd = Containerd::start();
     let ns = NetNs::new("wp-bad");
@@ -367,7 +363,6 @@ fn bad_inputs_fail_clearly_and_the_pod_shim_keeps_serving() {
     );
 }
 
-#[test]
 fn wasm_layers_and_the_cncf_artifact_run_from_a_registry() {
     let cd = Containerd::start();
     let reg = Registry::start();
@@ -396,7 +391,6 @@ fn wasm_layers_and_the_cncf_artifact_run_from_a_registry() {
     }
 }
 
-#[test]
 fn running_containers_survive_a_containerd_restart() {
     let mut cd = Containerd::start();
     let ns = NetNs::new("wp-restart");
@@ -432,7 +426,6 @@ fn running_containers_survive_a_containerd_restart() {
     assert_eq!(cd.wait_stopped("web", Duration::from_secs(5)), Some(137));
 }
 
-#[test]
 fn native_sidecar_in_a_wasm_pod_runs_with_runc() {
     let cd = Containerd::start();
     let img = cd.import(
@@ -476,7 +469,6 @@ fn native_sidecar_in_a_wasm_pod_runs_with_runc() {
     assert_eq!(code, 4);
 }
 
-#[test]
 fn unsupported_calls_answer_unimplemented() {
     let cd = Containerd::start();
     let ns = NetNs::new("wp-exec");
@@ -491,7 +483,6 @@ fn unsupported_calls_answer_unimplemented() {
     );
 }
 
-#[test]
 fn guests_make_outgoing_http_requests_from_the_pod_network() {
     let cd = Containerd::start();
     let ns = NetNs::new("wp-out");
@@ -530,7 +521,6 @@ fn guests_make_outgoing_http_requests_from_the_pod_network() {
     );
 }
 
-#[test]
 fn version_and_info_flags_answer_without_containerd() {
     let out = support::run(std::process::Command::new(support::shim_binary()).arg("-v"));
     assert!(out.status.success());
@@ -553,7 +543,6 @@ fn version_and_info_flags_answer_without_containerd() {
     assert!(!info.version.version.is_empty());
 }
 
-#[test]
 fn stats_report_the_guests_cpu_and_memory() {
     let cd = Containerd::start();
     let ns = NetNs::new("wp-stats");
@@ -641,5 +630,31 @@ fn guest_threads_are_in_the_container_cgroup(cd: &Containerd, id: &str) {
     assert!(
         usage.trim().parse::<u64>().unwrap_or(0) > 0,
         "cpuacct.usage {usage}"
+    );
+}
+
+fn main() {
+    let tier = Tier {
+        name: "shim under real containerd",
+        require_var: "WASMPOD_REQUIRE_CONTAINERD",
+    };
+    tier.run(
+        support::missing_prerequisites(),
+        tests![
+            command_component_gets_its_args_and_env_and_exit_code,
+            preview1_module_runs,
+            second_container_of_a_component_hits_the_compile_cache,
+            corrupt_cache_entry_is_recompiled,
+            bad_settings_fail_create_naming_the_variable_and_value,
+            http_component_serves_in_the_pod_network_namespace_and_drains_on_sigterm,
+            bad_inputs_fail_clearly_and_the_pod_shim_keeps_serving,
+            wasm_layers_and_the_cncf_artifact_run_from_a_registry,
+            running_containers_survive_a_containerd_restart,
+            native_sidecar_in_a_wasm_pod_runs_with_runc,
+            unsupported_calls_answer_unimplemented,
+            guests_make_outgoing_http_requests_from_the_pod_network,
+            version_and_info_flags_answer_without_containerd,
+            stats_report_the_guests_cpu_and_memory,
+        ],
     );
 }

@@ -11,18 +11,11 @@ use oci_spec::image::{
     ImageManifestBuilder, MediaType, Os, RootFsBuilder,
 };
 use oci_wasm::WasmConfig;
+use wasmpod_oci::media_types::{WASM, WASM_ARTIFACT_CONFIG};
 
 use crate::archive::{Layout, append_dir, append_file};
 use crate::sha256_digest;
 use crate::wasm::{Kind, describe_component, magic_hex};
-
-/// The layer media types the shim accepts for Wasm, besides tar layers.
-pub const WASM_LAYER_MEDIA_TYPES: [&str; 4] = [
-    "application/vnd.bytecodealliance.wasm.component.layer.v0+wasm",
-    "application/vnd.wasm.content.layer.v1+wasm",
-    "application/vnd.module.wasm.content.layer.v1+wasm",
-    oci_wasm::WASM_LAYER_MEDIA_TYPE,
-];
 
 const TITLE: &str = "org.opencontainers.image.title";
 
@@ -149,18 +142,12 @@ pub fn artifact(
     config.created = created;
 
     let mut layout = Layout::new();
-    let mut layer = layout.add_blob(
-        MediaType::from(oci_wasm::WASM_LAYER_MEDIA_TYPE),
-        data.to_vec(),
-    );
+    let mut layer = layout.add_blob(MediaType::from(WASM), data.to_vec());
     layer.set_annotations(Some(title(file_name)));
     if config.layer_digests != [layer.digest().to_string()] {
         bail!("oci-wasm's layerDigests disagree with the layer's digest");
     }
-    let config = layout.add_json(
-        MediaType::from(oci_wasm::WASM_MANIFEST_CONFIG_MEDIA_TYPE),
-        &config,
-    )?;
+    let config = layout.add_json(MediaType::from(WASM_ARTIFACT_CONFIG), &config)?;
     finish(layout, config, vec![layer])
 }
 
@@ -187,6 +174,7 @@ mod tests {
     use crate::archive::{CONTAINERD_IMAGE_NAME, OCI_REF_NAME};
     use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
     use std::io::Read as _;
+    use wasmpod_oci::media_types::WASM_COMPONENT_LAYER;
 
     const MODULE: &[u8] = b"\0asm\x01\0\0\0";
 
@@ -279,7 +267,7 @@ mod tests {
 
     #[test]
     fn layer_image_has_one_raw_layer_and_no_diff_ids() {
-        let mt = WASM_LAYER_MEDIA_TYPES[0];
+        let mt = WASM_COMPONENT_LAYER;
         let p = layer(MODULE, mt, "app.wasm", &opts()).expect("layer image");
         let m = manifest_of(&p);
         assert_eq!(m.layers().len(), 1);
@@ -311,6 +299,20 @@ mod tests {
         assert_eq!(cfg["created"], "1970-01-01T00:00:00Z");
         assert_eq!(cfg["layerDigests"][0], m.layers()[0].digest().to_string());
         assert!(artifact(b"#!/bin/sh\n", "x.sh", None, opts().created).is_err());
+        // What the shim and the operator read from it.
+        assert_eq!(
+            wasmpod_oci::artifact::parse(raw).kind,
+            wasmpod_oci::artifact::Kind::Module
+        );
+    }
+
+    #[test]
+    fn oci_wasm_writes_the_media_types_wasmpod_reads() {
+        assert_eq!(oci_wasm::WASM_LAYER_MEDIA_TYPE, WASM);
+        assert_eq!(
+            oci_wasm::WASM_MANIFEST_CONFIG_MEDIA_TYPE,
+            WASM_ARTIFACT_CONFIG
+        );
     }
 
     #[test]

@@ -98,6 +98,19 @@ mod tests {
     }
 
     #[test]
+    fn the_written_target_is_the_kind_wasmpod_reads() {
+        use wasmpod_oci::artifact::{Kind, parse};
+        for (export, kind) in [
+            ("wasi:http/incoming-handler@0.2.0", Kind::Http),
+            ("wasi:cli/run@0.2.0", Kind::Command),
+        ] {
+            let target = target_world(&[export.to_string()]);
+            let config = serde_json::json!({"component": {"target": target, "exports": []}});
+            assert_eq!(parse(config.to_string().as_bytes()).kind, kind, "{export}");
+        }
+    }
+
+    #[test]
     fn minimal_component_decodes() {
         // `(component)` encoded: magic, version 0x0d, layer 1.
         let c = describe_component(b"\0asm\x0d\0\x01\0").expect("empty component decodes");

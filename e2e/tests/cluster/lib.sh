@@ -21,8 +21,19 @@ run_test() { # run_test FUNCTION
   rm -f "$out"
 }
 
-summary() { # prints the summary; returns non-zero when anything failed
-  ((SKIPPED == 0)) || echo "$SKIPPED skipped (not counted as passed)"
+# summary: prints the summary; returns non-zero when anything failed, or when a test skipped
+# although the suite must run (WASMPOD_REQUIRE_CLUSTER=1 or CI=true: a prerequisite missing in CI
+# is a broken CI, never a pass).
+summary() {
+  local required=0
+  [[ ${WASMPOD_REQUIRE_CLUSTER:-} == 1 || ${CI:-} == true ]] && required=1
+  if ((SKIPPED)); then
+    echo "$SKIPPED skipped (not counted as passed)"
+    if ((required)); then
+      echo "skips are failures here (WASMPOD_REQUIRE_CLUSTER=1 or CI=true)"
+      FAILED=$((FAILED + SKIPPED))
+    fi
+  fi
   ((FAILED == 0)) || echo "failed: ${FAILED_NAMES[*]}"
   echo "$PASSED passed, $FAILED failed"
   ((FAILED == 0))

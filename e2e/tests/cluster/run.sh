@@ -124,6 +124,7 @@ test_runc_pod_from_local_image() {
 test_service_discovery() {
   hello_server web
   wait_ready web
+  wait_service_serves "$NS" web /ready "" || fail "Service web not serving from the node"
   local svc_ip
   svc_ip=$($K get service web -o jsonpath='{.spec.clusterIP}')
   busybox_client dns-client "
@@ -225,6 +226,7 @@ spec:
   ports: [{port: 80, targetPort: 8080}]
 EOF
   wait_ready wasm-http
+  wait_service_serves "$NS" wasm-http / "hello from wasmpod http" || fail "Service wasm-http not serving from the node"
   busybox_client to-wasm 'for i in $(seq 30); do timeout 5 wget -qO- http://wasm-http/ && exit 0; sleep 1; done; exit 1'
   local logs
   logs=$(run_to_end to-wasm)
@@ -233,6 +235,11 @@ EOF
   # Wasm client (run to completion) reaching a container server by Service name.
   hello_server web-for-wasm
   wait_ready web-for-wasm
+  # The Wasm client asks once, so the Service must already be programmed: a Ready pod is not
+  # enough (kube-proxy may still refuse the ClusterIP). Past this wait, a failure of the client
+  # means the Wasm pod cannot reach the container.
+  wait_service_serves "$NS" web-for-wasm /from-node "hello from web-for-wasm path /from-node" ||
+    fail "Service web-for-wasm not serving from the node"
   apply <<EOF
 apiVersion: v1
 kind: Pod
@@ -292,7 +299,7 @@ EOF
 # gets an HPA that targets the WasmApp.
 test_operator_wasmapp_on_cluster() {
   [[ -x $WASMPOD_SHIM && -n $WASM_HTTP_IMAGE ]] || skip "shim or Wasm images not built"
-  local op=${CARGO_TARGET_DIR:-/var/cache/wasmpod/target}/x86_64-unknown-linux-gnu/release/wasmpod-operator url
+  local op=$WASMPOD_OPERATOR url
   [[ -x $op ]] || skip "operator $op not built (make build)"
   $KUBECTL apply -f "$E2E_DIR/../crds/wasmapp.yaml" >/dev/null
   $KUBECTL wait --for condition=established crd/wasmapps.wasmpod.io --timeout=30s >/dev/null
@@ -315,11 +322,12 @@ spec:
   resources: {requests: {cpu: 50m}}
   autoscaling: {minReplicas: 1, maxReplicas: 3, targetCPUUtilizationPercentage: 80}
 EOF
-  if ! $K wait --for=condition=Ready wapp/hello --timeout=120s >/dev/null; then
+  if ! wait_wasmapp_ready "$NS" hello 120; then
     $K get wapp hello -o yaml | tail -n 40; tail -n 30 "$LOGS/operator-test.log"; fail "WasmApp hello not Ready"
   fi
   url=$($K get wapp hello -o jsonpath='{.status.url}')
   [[ -n $url ]] || fail "no status.url"
+  wait_service_serves "$NS" hello / "hello from wasmpod http" || fail "Service of WasmApp hello not serving from the node"
   busybox_client via-url "for i in \$(seq 20); do timeout 5 wget -qO- $url && exit 0; sleep 1; done; exit 1"
   grep -qx "hello from wasmpod http" <<< "$(run_to_end via-url)" || fail "WasmApp did not answer at $url"
   $K scale wapp/hello --replicas=2 >/dev/null

@@ -65,7 +65,7 @@ deploy_sample() {
   $KUBECTL create namespace "$APPS" --dry-run=client -o yaml | $KUBECTL apply -f - >/dev/null
   sed "s|image: .*|image: $SAMPLE_IMAGE|" "$ROOT/deploy/samples/hello-http.yaml" |
     $KUBECTL -n "$APPS" apply -f - >/dev/null
-  if ! $KUBECTL -n "$APPS" wait --for=condition=Ready wapp/hello --timeout=180s >/dev/null; then
+  if ! wait_wasmapp_ready "$APPS" hello 180; then
     $KUBECTL -n "$APPS" get wapp hello -o yaml >&2
     $KUBECTL -n "$APPS" get pods -o wide >&2
     $KUBECTL -n "$SYS" logs deploy/wasmpod-operator --tail=30 >&2 || true
@@ -96,6 +96,7 @@ sample_answers() {
   local url body
   url=$(deploy_sample)
   [[ $url == http://hello.$APPS.svc.* ]] || fail "status.url '$url'"
+  wait_service_serves "$APPS" hello / "$ANSWER" || fail "Service of WasmApp hello not serving from the node"
   body=$(answer_from_container_pod "$url" "${1:-caller}")
   echo "container pod -> $url: $body"
   [[ $body == "$ANSWER" ]] || fail "answer '$body', want '$ANSWER'"

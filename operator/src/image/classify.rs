@@ -1,24 +1,13 @@
 //! Telling Wasm from container images by their manifests and configs (no I/O).
 
-use oci_client::manifest::{ImageIndexEntry, OciImageIndex, OciImageManifest};
+use oci_client::manifest::{OciImageIndex, OciImageManifest};
 use serde::Deserialize;
+use wasmpod_oci::index::{self, IndexEntry, Platform};
+use wasmpod_oci::layers::{self, Layer};
+use wasmpod_oci::{artifact, media_types};
 
 use crate::crd::{ComponentKind, ImageFormat};
 
-/// Config media type of a CNCF Wasm OCI artifact.
-pub const WASM_ARTIFACT_CONFIG: &str = "application/vnd.wasm.config.v0+json";
-/// Layer media types that hold Wasm.
-pub const WASM_LAYER_TYPES: [&str; 4] = [
-    "application/wasm",
-    "application/vnd.bytecodealliance.wasm.component.layer.v0+wasm",
-    "application/vnd.wasm.content.layer.v1+wasm",
-    "application/vnd.module.wasm.content.layer.v1+wasm",
-];
-/// Config media types of ordinary images.
-pub const IMAGE_CONFIG_TYPES: [&str; 2] = [
-    "application/vnd.oci.image.config.v1+json",
-    "application/vnd.docker.container.image.v1+json",
-];
 /// Largest config blob the operator reads.
 pub const MAX_CONFIG_BYTES: i64 = 1 << 20;
 
@@ -27,7 +16,7 @@ pub const MAX_CONFIG_BYTES: i64 = 1 << 20;
 pub enum Plan {
     /// A CNCF Wasm artifact: read its config to learn the component's world.
     Artifact,
-    /// An image with Wasm layers (the layer types do not say what the component is).
+    /// An image with a Wasm layer (the layer types do not say what the component is).
     WasmLayers,
     /// An ordinary image config: read it to see whether it is a `FROM scratch` Wasm image.
     ImageConfig,
@@ -35,25 +24,29 @@ pub enum Plan {
     NotWasm(String),
 }
 
-/// Decides how to treat a manifest.
+/// Decides how to treat a manifest, by the layer rule the shim runs it with
+/// ([`wasmpod_oci::layers`]): a manifest the shim would refuse is not Wasm here either.
 pub fn plan(m: &OciImageManifest) -> Plan {
     let config = m.config.media_type.as_str();
-    if config == WASM_ARTIFACT_CONFIG {
-        return Plan::Artifact;
-    }
-    if m.layers
+    let manifest_layers: Vec<Layer> = m
+        .layers
         .iter()
-        .any(|l| WASM_LAYER_TYPES.contains(&l.media_type.as_str()))
-    {
-        return Plan::WasmLayers;
+        .map(|l| Layer {
+            media_type: l.media_type.clone(),
+            digest: l.digest.clone(),
+            size: l.size,
+        })
+        .collect();
+    match layers::find(config, &manifest_layers) {
+        Ok(layers::Wasm::Layer(_)) if config == media_types::WASM_ARTIFACT_CONFIG => Plan::Artifact,
+        Ok(layers::Wasm::Layer(_)) => Plan::WasmLayers,
+        Ok(layers::Wasm::Rootfs) if media_types::is_image_config(config) => Plan::ImageConfig,
+        Ok(layers::Wasm::Rootfs) => Plan::NotWasm(format!(
+            "the manifest has config {config} and layers [{}]: none of them is Wasm",
+            layer_types(m)
+        )),
+        Err(e) => Plan::NotWasm(format!("the manifest (config {config}): {e}")),
     }
-    if IMAGE_CONFIG_TYPES.contains(&config) {
-        return Plan::ImageConfig;
-    }
-    Plan::NotWasm(format!(
-        "the manifest has config {config} and layers [{}]: none of them is Wasm",
-        layer_types(m)
-    ))
 }
 
 fn layer_types(m: &OciImageManifest) -> String {
@@ -62,74 +55,38 @@ fn layer_types(m: &OciImageManifest) -> String {
     types.join(", ")
 }
 
-/// Picks the Wasm entry of an image index (architecture `wasm`, preferring `wasip2`).
-pub fn pick_entry(index: &OciImageIndex) -> Result<&ImageIndexEntry, String> {
-    let arch = |e: &ImageIndexEntry| e.platform.as_ref().map(|p| p.architecture.to_string());
-    let os = |e: &ImageIndexEntry| e.platform.as_ref().map(|p| p.os.to_string());
-    let wasm: Vec<&ImageIndexEntry> = index
+/// The entries of an index, as the shared rule sees them.
+pub fn index_entries(index: &OciImageIndex) -> Vec<IndexEntry> {
+    index
         .manifests
         .iter()
-        .filter(|e| arch(e).as_deref() == Some("wasm"))
-        .collect();
-    if let Some(e) = wasm
-        .iter()
-        .find(|e| os(e).as_deref() == Some("wasip2"))
-        .or(wasm.first())
-    {
-        return Ok(e);
-    }
-    match index.manifests.as_slice() {
-        [only] if only.platform.is_none() => Ok(only),
-        entries => {
-            let platforms: Vec<String> = entries
-                .iter()
-                .map(|e| match &e.platform {
-                    Some(p) => format!("{}/{}", p.os, p.architecture),
-                    None => "unknown".into(),
-                })
-                .collect();
-            Err(format!(
-                "the image index has no wasm entry (platforms: {})",
-                platforms.join(", ")
-            ))
-        }
-    }
+        .map(|e| IndexEntry {
+            media_type: e.media_type.clone(),
+            digest: e.digest.clone(),
+            platform: e.platform.as_ref().map(|p| Platform {
+                os: p.os.to_string(),
+                architecture: p.architecture.to_string(),
+            }),
+        })
+        .collect()
 }
 
-#[derive(Deserialize, Default)]
-struct ArtifactConfig {
-    #[serde(default)]
-    os: Option<String>,
-    #[serde(default)]
-    component: Option<ComponentInfo>,
+/// The entry of an image index to validate: the one the shim will run
+/// ([`wasmpod_oci::index::choose`]).
+pub fn pick_entry(index: &OciImageIndex) -> Result<IndexEntry, wasmpod_oci::Error> {
+    index::choose(&index_entries(index)).cloned()
 }
 
-#[derive(Deserialize, Default)]
-struct ComponentInfo {
-    #[serde(default)]
-    exports: Vec<String>,
-    #[serde(default)]
-    target: Option<String>,
-}
-
-/// Reads a CNCF Wasm artifact config (leniently: other producers omit required fields).
+/// The kind and world a CNCF Wasm artifact config states ([`wasmpod_oci::artifact::parse`]).
 pub fn artifact_kind(config: &[u8]) -> (ComponentKind, Option<String>) {
-    let c: ArtifactConfig = serde_json::from_slice(config).unwrap_or_default();
-    match c.component {
-        Some(comp) => {
-            let find = |prefix: &str| comp.exports.iter().find(|e| e.starts_with(prefix)).cloned();
-            let (kind, export) = if let Some(e) = find("wasi:http/incoming-handler") {
-                (ComponentKind::Http, Some(e))
-            } else if let Some(e) = find("wasi:cli/run") {
-                (ComponentKind::Command, Some(e))
-            } else {
-                (ComponentKind::Unknown, None)
-            };
-            (kind, comp.target.or(export))
-        }
-        None if c.os.as_deref() == Some("wasip1") => (ComponentKind::Module, None),
-        None => (ComponentKind::Unknown, None),
-    }
+    let a = artifact::parse(config);
+    let kind = match a.kind {
+        artifact::Kind::Http => ComponentKind::Http,
+        artifact::Kind::Command => ComponentKind::Command,
+        artifact::Kind::Module => ComponentKind::Module,
+        artifact::Kind::Unknown => ComponentKind::Unknown,
+    };
+    (kind, a.world)
 }
 
 #[derive(Deserialize, Default)]

@@ -1,4 +1,5 @@
 use serde_json::json;
+use wasmpod_oci::media_types::{OCI_IMAGE_CONFIG, WASM, WASM_ARTIFACT_CONFIG, WASM_LAYERS};
 
 use super::*;
 
@@ -19,10 +20,10 @@ fn manifest(config_type: &str, layer_types: &[&str]) -> OciImageManifest {
 #[test]
 fn plans_by_config_and_layer_media_types() {
     assert_eq!(
-        plan(&manifest(WASM_ARTIFACT_CONFIG, &["application/wasm"])),
+        plan(&manifest(WASM_ARTIFACT_CONFIG, &[WASM])),
         Plan::Artifact
     );
-    for layer in WASM_LAYER_TYPES {
+    for layer in WASM_LAYERS {
         assert_eq!(
             plan(&manifest("application/vnd.wasm.config.v1+json", &[layer])),
             Plan::WasmLayers
@@ -30,7 +31,7 @@ fn plans_by_config_and_layer_media_types() {
     }
     assert_eq!(
         plan(&manifest(
-            IMAGE_CONFIG_TYPES[0],
+            OCI_IMAGE_CONFIG,
             &["application/vnd.oci.image.layer.v1.tar+gzip"]
         )),
         Plan::ImageConfig
@@ -49,7 +50,29 @@ fn plans_by_config_and_layer_media_types() {
 }
 
 #[test]
-fn index_prefers_wasip2_wasm_entry_and_names_platforms_otherwise() {
+fn manifests_the_shim_would_refuse_are_not_wasm() {
+    let Plan::NotWasm(msg) = plan(&manifest(WASM_ARTIFACT_CONFIG, &[WASM, WASM])) else {
+        panic!("an artifact with two layers is refused by the shim")
+    };
+    assert!(msg.contains("with 2 layers"), "{msg}");
+    let Plan::NotWasm(msg) = plan(&manifest(
+        OCI_IMAGE_CONFIG,
+        &[WASM_LAYERS[1], WASM_LAYERS[2]],
+    )) else {
+        panic!("two Wasm layers are refused by the shim")
+    };
+    assert!(msg.contains("2 Wasm layers"), "{msg}");
+    let Plan::NotWasm(msg) = plan(&manifest(
+        OCI_IMAGE_CONFIG,
+        &["application/vnd.example.blob"],
+    )) else {
+        panic!("an unknown layer type is refused by the shim")
+    };
+    assert!(msg.contains("application/vnd.example.blob"), "{msg}");
+}
+
+#[test]
+fn index_entries_keep_digests_and_platforms_for_the_shared_rule() {
     let index: OciImageIndex = serde_json::from_value(json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.index.v1+json",
@@ -63,6 +86,16 @@ fn index_prefers_wasip2_wasm_entry_and_names_platforms_otherwise() {
         ]
     }))
     .unwrap();
+    let entries = index_entries(&index);
+    assert_eq!(entries.len(), 3);
+    assert_eq!(
+        entries[0]
+            .platform
+            .as_ref()
+            .map(ToString::to_string)
+            .as_deref(),
+        Some("linux/amd64")
+    );
     assert_eq!(pick_entry(&index).unwrap().digest, "sha256:w2");
 
     let containers: OciImageIndex = serde_json::from_value(json!({
@@ -75,27 +108,20 @@ fn index_prefers_wasip2_wasm_entry_and_names_platforms_otherwise() {
         ]
     }))
     .unwrap();
-    let err = pick_entry(&containers).unwrap_err();
+    let err = pick_entry(&containers).unwrap_err().to_string();
     assert!(
-        err.contains("linux/amd64") && err.contains("linux/arm64"),
+        err.contains("no wasm entry") && err.contains("linux/amd64") && err.contains("linux/arm64"),
         "{err}"
     );
 }
 
 #[test]
 fn artifact_config_gives_kind_and_world() {
-    let http = json!({"created": "2024-01-01T00:00:00Z", "architecture": "wasm", "os": "wasip2",
-        "layerDigests": ["sha256:1"],
-        "component": {"exports": ["wasi:http/incoming-handler@0.2.0"], "imports": [], "target": "wasi:http/proxy@0.2.0"}});
+    let http = json!({"architecture": "wasm", "os": "wasip2",
+        "component": {"exports": ["wasi:http/incoming-handler@0.2.0"], "target": "wasi:http/proxy@0.2.0"}});
     assert_eq!(
         artifact_kind(http.to_string().as_bytes()),
         (ComponentKind::Http, Some("wasi:http/proxy@0.2.0".into()))
-    );
-    // Other producers omit `created` and `layerDigests`: still read.
-    let cmd = json!({"os": "wasip2", "component": {"exports": ["wasi:cli/run@0.2.3"]}});
-    assert_eq!(
-        artifact_kind(cmd.to_string().as_bytes()),
-        (ComponentKind::Command, Some("wasi:cli/run@0.2.3".into()))
     );
     let module = json!({"architecture": "wasm", "os": "wasip1"});
     assert_eq!(
@@ -108,7 +134,7 @@ fn artifact_config_gives_kind_and_world() {
 #[test]
 fn scratch_images_need_wasm_architecture_or_a_wasm_entrypoint() {
     let m = manifest(
-        IMAGE_CONFIG_TYPES[0],
+        OCI_IMAGE_CONFIG,
         &["application/vnd.oci.image.layer.v1.tar"],
     );
     let wasm =

@@ -120,8 +120,9 @@ impl Inspector {
         let (manifest, digest) = match manifest {
             OciManifest::Image(m) => (m, digest),
             OciManifest::ImageIndex(index) => {
-                let entry = classify::pick_entry(&index).map_err(|msg| {
-                    ImageCheck::invalid(ImageCheck::NOT_WASM, format!("{}: {msg}", ctx.image))
+                // The entry the shim will run: the same rule picks it on both sides.
+                let entry = classify::pick_entry(&index).map_err(|e| {
+                    ImageCheck::invalid(ImageCheck::NOT_WASM, format!("{}: {e}", ctx.image))
                 })?;
                 let entry_ref = reference.clone_with_digest(entry.digest.clone());
                 match client

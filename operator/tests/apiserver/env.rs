@@ -21,56 +21,15 @@ use wasmpod_operator::crd::{WasmApp, WasmAppSpec};
 use wasmpod_operator::image::InspectorConfig;
 use wasmpod_operator::leader::cancelled;
 use wasmpod_operator::metrics::Metrics;
+use wasmpod_testkit::apiserver::ApiServer;
 
 use crate::support::registry::FakeRegistry;
 
-/// Env var that turns missing prerequisites into failures instead of skips.
-pub const REQUIRE: &str = "WASMPOD_REQUIRE_APISERVER";
-
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn script() -> PathBuf {
-    repo_root().join("e2e/cluster/apiserver-only.sh")
-}
-
-fn bin_dir(component: &str) -> Option<PathBuf> {
-    let out = Command::new("bash")
-        .arg(repo_root().join("e2e/build-deps.sh"))
-        .args(["--print-dir", component])
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
-}
-
-/// Why the tests cannot run here, if they cannot.
-pub fn missing_prerequisites() -> Option<String> {
-    if !script().is_file() {
-        return Some(format!("{} does not exist", script().display()));
-    }
-    let k8s = bin_dir("kubernetes").unwrap_or_default();
-    let etcd = bin_dir("etcd").unwrap_or_default();
-    for bin in [
-        k8s.join("kube-apiserver"),
-        k8s.join("kubectl"),
-        etcd.join("etcd"),
-    ] {
-        if !bin.is_file() {
-            return Some(format!(
-                "{} is missing: build it with `e2e/build-deps.sh etcd kubernetes`",
-                bin.display()
-            ));
-        }
-    }
-    None
-}
+pub use wasmpod_testkit::paths::repo_root;
 
 /// A running etcd + kube-apiserver with the WasmApp CRD installed.
 pub struct Cluster {
-    dir: tempfile::TempDir,
+    api: ApiServer,
     pub kubeconfig: PathBuf,
     pub kubectl: PathBuf,
 }
@@ -78,27 +37,11 @@ pub struct Cluster {
 impl Cluster {
     /// Starts the cluster and installs `crds/` with plain client-side `kubectl apply`.
     pub fn start() -> anyhow::Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix("wasmpod-apiserver-")
-            .tempdir()?;
-        let out = Command::new("bash")
-            .arg(script())
-            .arg("start")
-            .arg(dir.path())
-            .output()
-            .context("running apiserver-only.sh")?;
-        if !out.status.success() {
-            bail!(
-                "apiserver-only.sh start failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let kubeconfig = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        let kubectl = bin_dir("kubernetes").unwrap_or_default().join("kubectl");
+        let api = ApiServer::start().map_err(anyhow::Error::msg)?;
         let cluster = Self {
-            dir,
-            kubeconfig,
-            kubectl,
+            kubeconfig: api.kubeconfig.clone(),
+            kubectl: api.kubectl.clone(),
+            api,
         };
         // Never leave etcd and the apiserver running when setup fails half way.
         match cluster.install_crd() {
@@ -144,11 +87,7 @@ impl Cluster {
 
     /// Stops etcd and the apiserver.
     pub fn stop(&self) {
-        let _ = Command::new("bash")
-            .arg(script())
-            .arg("stop")
-            .arg(self.dir.path())
-            .output();
+        self.api.stop();
     }
 
     /// Runs kubectl against the cluster.

@@ -2,7 +2,8 @@
 //!
 //! One apiserver serves every test of this binary; each test gets its own namespace, registry
 //! and in-process operator. Without the script or the Kubernetes binaries the tests are reported
-//! as ignored ("SKIPPED: why"), or fail when `WASMPOD_REQUIRE_APISERVER=1`.
+//! as ignored ("SKIPPED: why"), or fail when `WASMPOD_REQUIRE_APISERVER=1` or `CI=true`
+//! (wasmpod-testkit's tier harness).
 //!
 //! Run: `cargo test --release -p wasmpod-operator --test apiserver`.
 
@@ -24,8 +25,8 @@ use std::pin::Pin;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use env::{Cluster, REQUIRE, TestEnv};
-use libtest_mimic::{Arguments, Completion, Failed, Trial};
+use env::{Cluster, TestEnv};
+use wasmpod_testkit::{Test, Tier, apiserver};
 
 /// A test case: gets a fresh namespace and registry; starts the operator itself if it needs one.
 pub type Case =
@@ -113,38 +114,24 @@ fn run_case(cluster: &'static Cluster, name: &str, case: Case) -> anyhow::Result
 }
 
 fn main() {
-    let args = Arguments::from_args();
-    let missing = env::missing_prerequisites();
-    let required = std::env::var(REQUIRE).is_ok_and(|v| v == "1");
-    if let Some(reason) = &missing {
-        if required {
-            eprintln!("FAIL: {REQUIRE}=1 but {reason}");
-        } else {
-            eprintln!(
-                "SKIPPED: apiserver integration tests: {reason} (set {REQUIRE}=1 to fail instead)"
-            );
-        }
-    }
-    let trials = CASES
+    let tier = Tier {
+        name: "operator against a real kube-apiserver",
+        require_var: apiserver::REQUIRE_VAR,
+    };
+    let tests = CASES
         .iter()
-        .map(|&(name, case)| {
-            let missing = missing.clone();
-            Trial::ignorable_test(name, move || {
-                if let Some(reason) = missing {
-                    return if required {
-                        Err(Failed::from(format!("{REQUIRE}=1 but {reason}")))
-                    } else {
-                        Ok(Completion::ignored_with(format!("SKIPPED: {reason}")))
-                    };
+        .map(|&(name, case)| Test {
+            name,
+            body: Box::new(move || {
+                let cluster =
+                    cluster().unwrap_or_else(|e| panic!("cannot start the apiserver: {e}"));
+                if let Err(e) = run_case(cluster, name, case) {
+                    panic!("{e:#}");
                 }
-                let cluster = cluster()
-                    .map_err(|e| Failed::from(format!("cannot start the apiserver: {e}")))?;
-                run_case(cluster, name, case).map_err(|e| Failed::from(format!("{e:#}")))?;
-                Ok(Completion::Completed)
-            })
+            }),
         })
         .collect();
-    let conclusion = libtest_mimic::run(&args, trials);
+    let conclusion = tier.conclude(apiserver::missing_prerequisites(), tests);
     if let Some(Ok(c)) = CLUSTER.get() {
         c.stop();
     }

@@ -110,6 +110,22 @@ pub fn wasm_layers_image() -> Image {
     )
 }
 
+/// An image with two Wasm layers, which the shim refuses (it runs one binary per container).
+pub fn two_wasm_layers_image() -> Image {
+    image(
+        "application/vnd.oci.image.config.v1+json",
+        json!({"architecture": "wasm", "os": "wasip2",
+               "rootfs": {"type": "layers", "diff_ids": []}}),
+        &[
+            ("application/vnd.wasm.content.layer.v1+wasm", COMPONENT),
+            (
+                "application/vnd.wasm.content.layer.v1+wasm",
+                b"\0asm\x01\0\0\0",
+            ),
+        ],
+    )
+}
+
 #[derive(Default)]
 struct Repo {
     tags: HashMap<String, String>,

@@ -2,37 +2,37 @@
 //! e2e/build-deps.sh), a private OCI registry, the Wasm test components and the OCI packer.
 //! Everything lives in a temp dir and on loopback; nothing touches the node's containerd.
 
-#![allow(dead_code)]
+#![allow(dead_code, reason = "the helpers serve several test files")]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-pub const RUNTIME: &str = "io.containerd.wasmpod.v1";
+use wasmpod_testkit::paths;
+
+/// The runtime the tests ask containerd for.
+pub const RUNTIME: &str = wasmpod_oci::names::RUNTIME_TYPE;
 pub const NS: &str = "wasmpod-test";
-
-fn cache_root() -> PathBuf {
-    PathBuf::from(std::env::var("WASMPOD_CACHE").unwrap_or_else(|_| "/var/cache/wasmpod".into()))
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("repo root")
-        .to_path_buf()
-}
 
 /// Which containerd the suite runs against: `WASMPOD_TEST_CONTAINERD=2` (default) or `1.7`.
 pub fn containerd_flavor() -> String {
     std::env::var("WASMPOD_TEST_CONTAINERD").unwrap_or_else(|_| "2".into())
 }
 
+fn containerd_component() -> &'static str {
+    if containerd_flavor() == "1.7" {
+        "containerd17"
+    } else {
+        "containerd2"
+    }
+}
+
 fn deps_bin(component: &str) -> PathBuf {
-    let out = Command::new(repo_root().join("e2e/build-deps.sh"))
-        .args(["--print-dir", component])
-        .output()
-        .expect("run build-deps.sh");
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    paths::deps_dir(component).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn build_path(name: &str) -> PathBuf {
+    paths::build_path(name).unwrap_or_else(|e| panic!("{e}"))
 }
 
 pub fn shim_binary() -> PathBuf {
@@ -41,23 +41,32 @@ pub fn shim_binary() -> PathBuf {
 
 /// A Wasm test component built by e2e/components/build.sh.
 pub fn component(name: &str) -> PathBuf {
-    let p = cache_root().join("components").join(format!("{name}.wasm"));
-    assert!(
-        p.exists(),
-        "{} missing: run e2e/components/build.sh (make components)",
-        p.display()
-    );
-    p
+    build_path("components").join(format!("{name}.wasm"))
 }
 
 pub fn oci_pack() -> PathBuf {
-    let p = cache_root().join("target-tools/x86_64-unknown-linux-gnu/release/oci-pack");
-    assert!(
-        p.exists(),
-        "{} missing: run e2e/oci-pack/build.sh (make components)",
-        p.display()
-    );
-    p
+    build_path("tools-bin").join("oci-pack")
+}
+
+/// Why this tier cannot run here, if it cannot: it needs root, the containerd of
+/// `WASMPOD_TEST_CONTAINERD`, runc, docker-registry, skopeo, the test components and oci-pack.
+pub fn missing_prerequisites() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("the shim's containerd tests need root".into());
+    }
+    let containerd = paths::deps_dir(containerd_component()).unwrap_or_default();
+    let build = format!("e2e/build-deps.sh {}", containerd_component());
+    let deps = "make deps (apt-get install runc docker-registry skopeo)";
+    paths::first_missing([
+        paths::missing_file(&containerd.join("containerd"), &build),
+        paths::missing_file(&containerd.join("ctr"), &build),
+        paths::missing_command("runc", deps),
+        paths::missing_command("docker-registry", deps),
+        paths::missing_command("skopeo", deps),
+        paths::missing_file(&component("hello-http"), "e2e/components/build.sh"),
+        paths::missing_file(&oci_pack(), "e2e/oci-pack/build.sh"),
+    ])
 }
 
 pub fn run(cmd: &mut Command) -> Output {
@@ -80,15 +89,7 @@ pub struct Containerd {
 impl Containerd {
     pub fn start() -> Self {
         let flavor = containerd_flavor();
-        let bin = deps_bin(if flavor == "1.7" {
-            "containerd17"
-        } else {
-            "containerd2"
-        });
-        assert!(
-            bin.join("containerd").exists(),
-            "containerd {flavor} not built: run e2e/build-deps.sh"
-        );
+        let bin = deps_bin(containerd_component());
         // Short path: unix socket paths are limited to 108 bytes.
         let dir = tempfile::Builder::new()
             .prefix("wp")

@@ -1,0 +1,37 @@
+//! The names containerd and Kubernetes know the runtime by (DESIGN.md "Names"). The shim reports
+//! them, the installer writes them into containerd's config, the chart's RuntimeClass uses the
+//! handler.
+
+/// containerd's runtime type for the shim (`runtime_type` in its config, `-info`'s name).
+pub const RUNTIME_TYPE: &str = "io.containerd.wasmpod.v1";
+/// The runtime handler: the key of the runtime table in containerd's config and the
+/// RuntimeClass's `handler`.
+pub const HANDLER: &str = "wasmpod";
+/// The shim's binary name. containerd derives it from [`RUNTIME_TYPE`] when no `runtime_path`
+/// is set (`io.containerd.<name>.<version>` → `containerd-shim-<name>-<version>`), so the two
+/// must agree.
+pub const SHIM_BINARY: &str = "containerd-shim-wasmpod-v1";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// containerd's rule for the binary of a runtime type, to check our two names agree.
+    fn binary_for(runtime_type: &str) -> Option<String> {
+        let rest = runtime_type.strip_prefix("io.containerd.")?;
+        let (name, version) = rest.rsplit_once('.')?;
+        Some(format!(
+            "containerd-shim-{}-{version}",
+            name.replace('.', "-")
+        ))
+    }
+
+    #[test]
+    fn shim_binary_is_what_containerd_derives_from_the_runtime_type() {
+        assert_eq!(binary_for(RUNTIME_TYPE).as_deref(), Some(SHIM_BINARY));
+        assert_eq!(
+            binary_for("io.containerd.runc.v2").as_deref(),
+            Some("containerd-shim-runc-v2")
+        );
+    }
+}
