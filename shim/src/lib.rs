@@ -2,8 +2,8 @@
 //! (and WASI preview 1 modules) as Kubernetes containers, in-process with wasmtime.
 //!
 //! The shim is the containerd adapter around the Wasm runtime (the `wasmpod-runtime` crate:
-//! engine, compile cache, guest linking and limits, HTTP serving), which it shares with the
-//! activator.
+//! engine, compile cache, guest linking and limits, HTTP serving), which a second host (the
+//! scale-to-zero activator) is meant to embed as well.
 //!
 //! Module map: [`cli`] (entry and process model), [`service`] (task API), [`prepare`]
 //! (Create), [`container`] (lifecycle), [`source`]/[`content`] (where the Wasm comes from:
