@@ -38,14 +38,16 @@ impl Default for Settings {
 
 impl Settings {
     /// Takes the settings out of a guest's environment: returns them and the variables the
-    /// guest sees. Any bad or unknown `WASMPOD_*` variable is an error naming it and its value.
+    /// guest sees. Any bad or unknown `WASMPOD_*` variable is an error naming it and its value,
+    /// except the kubelet's service links of a Service whose name starts with `wasmpod`
+    /// (`WASMPOD_OPERATOR_SERVICE_HOST`, ...), which are the guest's like any other.
     pub fn from_env(
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<(Self, Vec<(String, String)>)> {
         let mut settings = Settings::default();
         let mut guest_env = Vec::new();
         for (name, value) in env {
-            if !name.starts_with(SETTING_PREFIX) {
+            if !name.starts_with(SETTING_PREFIX) || is_service_link(&name) {
                 guest_env.push((name, value));
                 continue;
             }
@@ -63,6 +65,28 @@ impl Settings {
     /// Where an HTTP guest listens: every address of its network namespace.
     pub fn http_addr(&self) -> SocketAddr {
         SocketAddr::from(([0, 0, 0, 0], self.http_port.get()))
+    }
+}
+
+/// Whether `name` is one of the variables the kubelet writes for a Service in the pod's
+/// namespace (`<SVC>_SERVICE_HOST`, `<SVC>_SERVICE_PORT[_<PORT NAME>]`, `<SVC>_PORT`,
+/// `<SVC>_PORT_<N>_<PROTO>[_PROTO|_PORT|_ADDR]`). Our own settings are matched before this.
+fn is_service_link(name: &str) -> bool {
+    if name.ends_with("_SERVICE_HOST") || name.contains("_SERVICE_PORT") || name.ends_with("_PORT")
+    {
+        return true;
+    }
+    let parts: Vec<&str> = name.rsplitn(4, '_').collect();
+    let is_proto = |p: &str| matches!(p, "TCP" | "UDP" | "SCTP");
+    let is_num = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    match parts.as_slice() {
+        // <SVC>_PORT_<N>_<PROTO>
+        [proto, n, port, _] if is_proto(proto) && is_num(n) && *port == "PORT" => true,
+        // <SVC>_PORT_<N>_<PROTO>_{PROTO,PORT,ADDR}
+        [field, proto, n, rest] if matches!(*field, "PROTO" | "PORT" | "ADDR") => {
+            is_proto(proto) && is_num(n) && rest.ends_with("_PORT")
+        }
+        _ => false,
     }
 }
 
@@ -101,6 +125,23 @@ mod tests {
         assert_eq!(s.http_max_concurrency.get(), 8);
         assert_eq!(s.http_addr().to_string(), "0.0.0.0:9000");
         assert_eq!(guest, env(&[("A", "1")]));
+    }
+
+    #[test]
+    fn service_links_of_wasmpod_named_services_reach_the_guest() {
+        let links = env(&[
+            ("WASMPOD_OPERATOR_SERVICE_HOST", "10.96.0.9"),
+            ("WASMPOD_OPERATOR_SERVICE_PORT", "8080"),
+            ("WASMPOD_OPERATOR_SERVICE_PORT_METRICS", "8080"),
+            ("WASMPOD_OPERATOR_PORT", "tcp://10.96.0.9:8080"),
+            ("WASMPOD_OPERATOR_PORT_8080_TCP", "tcp://10.96.0.9:8080"),
+            ("WASMPOD_OPERATOR_PORT_8080_TCP_PROTO", "tcp"),
+            ("WASMPOD_OPERATOR_PORT_8080_TCP_PORT", "8080"),
+            ("WASMPOD_OPERATOR_PORT_8080_TCP_ADDR", "10.96.0.9"),
+        ]);
+        let (s, guest) = Settings::from_env(links.clone()).expect("service links are no settings");
+        assert_eq!(s, Settings::default());
+        assert_eq!(guest, links);
     }
 
     #[test]
