@@ -91,7 +91,7 @@ test: check test-integration ## Everything CI runs (.ci/run): `check`, then the 
 
 bench: bench-shim bench-operator ## All benchmarks, with ratios against their baselines
 
-bench-shim: build components ## Shim: start vs runc, idle memory, HTTP vs wasmtime serve
+bench-shim: build components ## Shim: start vs runc, idle memory, HTTP vs wasmtime serve; BENCH_BASELINE_REF=<ref> adds that ref's shim
 	@e2e/build-deps.sh containerd2
 	@e2e/bench/shim-bench.sh
 

@@ -5,27 +5,61 @@
 #   2. memory: RSS and PSS of every process the runtime adds for one idle HTTP container;
 #   3. HTTP: requests/s and p99 of hello-http served by the shim vs `wasmtime serve` of the
 #      same wasmtime version, same component, same load generator (wrk -t2 -c50).
+# With BENCH_BASELINE_REF=<git ref> (e.g. the commit a change starts from), the shim built from
+# that ref is measured beside this one in 1. and 3., and the ratio printed: before and after in
+# the same run, on the same machine load. It is built once per commit, from a `git worktree`
+# outside the clone, into $CACHE/bench-baseline/<commit>/.
 # Needs root. Uses a private containerd 2.x on its own socket; traffic stays on loopback
 # inside a network namespace of its own.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd); repo=$(cd "$here/../.." && pwd)
 source "$repo/e2e/versions.env"
-CACHE=${WASMPOD_CACHE:-/var/cache/wasmpod}
+source "$repo/scripts/paths.sh"
+CACHE=$WASMPOD_CACHE
 RUNS=${RUNS:-20}; DURATION=${DURATION:-10s}
-SHIM=${SHIM:-${CARGO_TARGET_DIR:-$CACHE/target}/x86_64-unknown-linux-gnu/release/containerd-shim-wasmpod-v1}
+SHIM=${SHIM:-$WASMPOD_SHIM}
 CD=$("$repo/e2e/build-deps.sh" --print-dir containerd2)
-PACK=$CACHE/target-tools/x86_64-unknown-linux-gnu/release/oci-pack
-COMP=$CACHE/components
+PACK=$WASMPOD_TOOLS_BIN_DIR/oci-pack
+COMP=$WASMPOD_COMPONENTS_DIR
 WASMTIME=$CACHE/tools/wasmtime-$WASMTIME_CLI_VERSION/bin/wasmtime
+BASELINE_REF=${BENCH_BASELINE_REF:-}
+# The baseline shim runs under a runtime name of its own, so one containerd serves both.
+BASE_RUNTIME=io.containerd.wasmpodbase.v1
+
+# build_baseline REF: prints the path of the shim built from REF (cached per commit).
+build_baseline() {
+  local sha dir bin wt target shim_target
+  sha=$(git -C "$repo" rev-parse --verify "$1^{commit}")
+  dir=$CACHE/bench-baseline/$sha; bin=$dir/containerd-shim-wasmpodbase-v1
+  if [[ ! -x $bin ]]; then
+    echo "==> building the baseline shim from $1 ($sha, once)" >&2
+    wt=$CACHE/bench-baseline/src-$sha; target=$CACHE/target-bench-baseline
+    shim_target=$(dirname "$(dirname "$(dirname "$SHIM")")")
+    # Its dependencies are mostly this build's (same Cargo.lock): start from a copy of that
+    # target dir rather than compiling wasmtime again. --workspace keeps the features the
+    # dependencies were built with (features are unified over the packages selected).
+    if [[ ! -d $target && -d $shim_target ]]; then cp -a --reflink=auto "$shim_target" "$target"; fi
+    git -C "$repo" worktree remove --force "$wt" >/dev/null 2>&1 || true
+    git -C "$repo" worktree add --detach "$wt" "$sha" >/dev/null
+    (cd "$wt" && CARGO_TARGET_DIR=$target nice cargo build --locked --release --quiet --workspace --bin containerd-shim-wasmpod-v1) >&2
+    mkdir -p "$dir"
+    cp "$target/$WASMPOD_TARGET_TRIPLE/release/containerd-shim-wasmpod-v1" "$bin.tmp" && mv "$bin.tmp" "$bin"
+    git -C "$repo" worktree remove --force "$wt"
+  fi
+  echo "$bin"
+}
+BASE_PATH=
+if [[ -n $BASELINE_REF ]]; then BASE_PATH=$(dirname "$(build_baseline "$BASELINE_REF")"):; fi
 
 [[ -x $WASMTIME ]] || { echo "==> cargo install wasmtime-cli $WASMTIME_CLI_VERSION (once)" >&2;
   cargo install --quiet --locked wasmtime-cli --version "$WASMTIME_CLI_VERSION" --root "$CACHE/tools/wasmtime-$WASMTIME_CLI_VERSION"; }
 
 work=$(mktemp -d /tmp/wpbench.XXXX); ns=wpbench; pids=()
 cleanup() {
-  "$CD/ctr" --address "$work/c.sock" -n bench task kill -s SIGKILL web >/dev/null 2>&1 || true
+  local id
+  for id in web base; do "$CD/ctr" --address "$work/c.sock" -n bench task kill -s SIGKILL $id >/dev/null 2>&1 || true; done
   sleep 0.5
-  "$CD/ctr" --address "$work/c.sock" -n bench task delete -f web >/dev/null 2>&1 || true
+  for id in web base; do "$CD/ctr" --address "$work/c.sock" -n bench task delete -f $id >/dev/null 2>&1 || true; done
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   ip netns delete $ns 2>/dev/null || true
@@ -33,6 +67,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+[[ -n $BASELINE_REF ]] || echo "(set BENCH_BASELINE_REF=<git ref> to measure that ref's shim beside this one)"
 
 cat > "$work/config.toml" <<TOML
 version = 3
@@ -44,7 +79,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.images", 
 [ttrpc]
   address = "$work/c.sock.ttrpc"
 TOML
-PATH="$(dirname "$SHIM"):$CD:$PATH" WASMPOD_CACHE_DIR="$work/cache" "$CD/containerd" --config "$work/config.toml" >"$work/containerd.log" 2>&1 &
+PATH="$BASE_PATH$(dirname "$SHIM"):$CD:$PATH" WASMPOD_CACHE_DIR="$work/cache" "$CD/containerd" --config "$work/config.toml" >"$work/containerd.log" 2>&1 &
 pids+=($!)
 # ctr's own warnings (cgroup v1 deprecation, non-zero exits) would drown the report.
 ctr() { "$CD/ctr" --address "$work/c.sock" -n bench "$@" 2>>"$work/ctr.log"; }
@@ -61,14 +96,19 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 echo "== start: ctr run --rm, median of $RUNS (warm compile cache)"
 ctr run --rm --runtime io.containerd.wasmpod.v1 bench/wasm:v1 warm >/dev/null   # fills the cache
 # Each run needs a fresh container id, so we time the runs ourselves (wall clock, µs),
-# alternating kinds so drift on the machine hits both alike.
-: > "$work/runc.times"; : > "$work/wasmpod.times"
+# alternating kinds so drift on the machine hits all alike.
+kinds=(runc wasmpod); [[ -n $BASELINE_REF ]] && kinds+=(baseline)
+for kind in "${kinds[@]}"; do : > "$work/$kind.times"; done
 ctr run --rm bench/native:v1 nwarm >/dev/null
+[[ -n $BASELINE_REF ]] && ctr run --rm --runtime $BASE_RUNTIME bench/wasm:v1 bwarm >/dev/null
 for n in $(seq "$RUNS"); do
-  for kind in runc wasmpod; do
+  for kind in "${kinds[@]}"; do
     s=$(date +%s%N)
-    if [[ $kind == runc ]]; then ctr run --rm bench/native:v1 "n$n" >/dev/null
-    else ctr run --rm --runtime io.containerd.wasmpod.v1 bench/wasm:v1 "w$n" >/dev/null; fi
+    case $kind in
+      runc) ctr run --rm bench/native:v1 "n$n" >/dev/null ;;
+      wasmpod) ctr run --rm --runtime io.containerd.wasmpod.v1 bench/wasm:v1 "w$n" >/dev/null ;;
+      baseline) ctr run --rm --runtime $BASE_RUNTIME bench/wasm:v1 "b$n" >/dev/null ;;
+    esac
     echo $(( ($(date +%s%N) - s) / 1000 )) >> "$work/$kind.times"
   done
 done
@@ -77,15 +117,21 @@ runc_us=$(median "$work/runc.times"); wasm_us=$(median "$work/wasmpod.times")
 echo "runc (static native hello):   $(awk -v u="$runc_us" 'BEGIN{printf "%.1f ms", u/1000}')"
 echo "wasmpod (hello component):    $(awk -v u="$wasm_us" 'BEGIN{printf "%.1f ms", u/1000}')"
 echo "ratio wasmpod/runc:           $(ratio "$wasm_us" "$runc_us")   (target <= 0.50; runwasi measured 1.32)"
+if [[ -n $BASELINE_REF ]]; then
+  base_us=$(median "$work/baseline.times")
+  echo "baseline shim ($BASELINE_REF):   $(awk -v u="$base_us" 'BEGIN{printf "%.1f ms", u/1000}')"
+  echo "ratio wasmpod/baseline:       $(ratio "$wasm_us" "$base_us")   (< 1: this tree starts faster)"
+fi
 
-# measure_idle ID: RSS/PSS (KiB) summed over the processes serving container ID, once idle.
+# measure_idle ID [RUNTIME]: RSS/PSS (KiB) summed over the processes serving container ID, once
+# idle; leaves it serving on port 8080.
 measure_idle() {
-  ctr run -d --runtime io.containerd.wasmpod.v1 --with-ns network:/var/run/netns/$ns bench/http:v1 "$1" >/dev/null
+  ctr run -d --runtime "${2:-io.containerd.wasmpod.v1}" --with-ns network:/var/run/netns/$ns bench/http:v1 "$1" >/dev/null
   for _ in $(seq 100); do ip netns exec $ns curl -sf http://127.0.0.1:8080/ >/dev/null && break; sleep 0.1; done
   ip netns exec $ns curl -sf http://127.0.0.1:8080/ >/dev/null
   sleep 2
   local rss=0 pss=0 n=0 p
-  for p in $(pgrep -f "containerd-shim-wasmpod-v1 .*-id $1( |$)"); do
+  for p in $(pgrep -f "containerd-shim-wasmpod(base)?-v1 .*-id $1( |$)"); do
     rss=$((rss + $(awk '/^Rss:/ {print $2}' /proc/$p/smaps_rollup)))
     pss=$((pss + $(awk '/^Pss:/ {print $2}' /proc/$p/smaps_rollup)))
     n=$((n + 1))
@@ -108,12 +154,21 @@ load() { ip netns exec $ns wrk -t2 -c50 -d"$DURATION" --latency "$1" 2>&1; }
 parse_rps() { awk '/Requests\/sec/ {print $2}'; }
 parse_p99() { awk '$1 == "99%" {print $2}'; }
 out=$(load http://127.0.0.1:8080/); shim_rps=$(echo "$out" | parse_rps); shim_p99=$(echo "$out" | parse_p99)
-ctr task kill -s SIGKILL web >/dev/null; sleep 0.5; ctr task delete -f web >/dev/null 2>&1 || true
+stop web
+if [[ -n $BASELINE_REF ]]; then
+  measure_idle base $BASE_RUNTIME >/dev/null
+  out=$(load http://127.0.0.1:8080/); base_rps=$(echo "$out" | parse_rps); base_p99=$(echo "$out" | parse_p99)
+  stop base
+fi
 ip netns exec $ns "$WASMTIME" serve -Scli --addr 127.0.0.1:8081 "$COMP/hello-http.wasm" >"$work/serve.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do ip netns exec $ns curl -sf http://127.0.0.1:8081/ >/dev/null && break; sleep 0.1; done
 out=$(load http://127.0.0.1:8081/); ws_rps=$(echo "$out" | parse_rps); ws_p99=$(echo "$out" | parse_p99)
 echo "wasmpod shim:     $shim_rps req/s, p99 $shim_p99"
 echo "wasmtime serve:   $ws_rps req/s, p99 $ws_p99"
+if [[ -n $BASELINE_REF ]]; then
+  echo "baseline shim:    $base_rps req/s, p99 $base_p99   ($BASELINE_REF)"
+  echo "ratio vs baseline shim (same run): $(ratio "$shim_rps" "$base_rps")   (> 1: this tree serves more)"
+fi
 echo "ratio vs wasmtime serve (same run): $(ratio "$shim_rps" "$ws_rps")   (target >= 1.5)"
 echo "ratio vs runwasi-class 12.1k req/s: $(ratio "$shim_rps" 12100)   (target >= 1.5)"

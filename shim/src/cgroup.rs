@@ -4,10 +4,10 @@
 //! a thread can sit in a cgroup of its own (the `tasks` file takes thread ids), so the
 //! container's threads join its `cpu` and `cpuacct` cgroups: the CFS quota from the pod spec
 //! applies to the guest and `cpuacct.usage` measures exactly its work. Memory is charged per
-//! address space, not per thread, so guest memory is capped and counted by the shim's
-//! resource limiter instead (see `limits.rs`). On cgroup v2 hosts threads cannot leave their
-//! process's cgroup unless it is in threaded mode; there we fall back to summing the CPU time
-//! of the container's threads from /proc.
+//! address space, not per thread, so guest memory is capped and counted by the runtime's
+//! resource limiter instead (`runtime/src/guest/limits.rs`). On cgroup v2 hosts threads
+//! cannot leave their process's cgroup unless it is in threaded mode; there we fall back to
+//! summing the CPU time of the container's threads from /proc.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -21,8 +21,8 @@ use containerd_shim_protos::ttrpc::r#async::Server;
 use containerd_shim_protos::ttrpc::r#async::transport::Listener;
 use containerd_shim_protos::types::introspection::{RuntimeInfo, RuntimeVersion};
 use wasmpod_oci::names::{RUNTIME_TYPE, SHIM_BINARY};
+use wasmpod_runtime::WasmEngine;
 
-use crate::engine::WasmEngine;
 use crate::error::{Error, IoContext, Result};
 use crate::events::Events;
 use crate::service::Service;
@@ -168,7 +168,8 @@ async fn serve(flags: &Flags) -> Result<()> {
     crate::runc::set_subreaper().io_context(|| "become child subreaper".into())?;
     crate::logging::init(flags.debug);
     let cache_dir = std::env::var("WASMPOD_CACHE_DIR").unwrap_or_else(|_| DEFAULT_CACHE_DIR.into());
-    let engine = WasmEngine::new(Path::new(&cache_dir))?;
+    let engine = WasmEngine::new(Path::new(&cache_dir))
+        .map_err(|e| Error::FailedPrecondition(format!("start the Wasm engine: {e}")))?;
     let ttrpc_address = std::env::var("TTRPC_ADDRESS")
         .map_err(|_| Error::InvalidArgument("TTRPC_ADDRESS is not set".into()))?;
     let publisher = RemotePublisher::new(&ttrpc_address).await?;

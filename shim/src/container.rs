@@ -8,12 +8,11 @@ use std::sync::{Arc, Mutex};
 use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
+use wasmpod_runtime::{Guest, HttpServer, Program, Settings, Stop, WasmEngine, run_to_completion};
 
 use crate::cgroup::ThreadCgroup;
 use crate::error::{Error, Result};
 use crate::events::{Events, now};
-use crate::guest::{GuestEnv, Program, run_to_completion};
-use crate::http::{HttpGuest, Stop};
 use crate::runc::{Runc, wait_exit};
 use crate::stdio::StdioPaths;
 
@@ -40,9 +39,10 @@ pub enum Kind {
 
 /// A Wasm guest, with the runtime whose threads live in the pod's namespaces and cgroup.
 pub struct WasmRun {
-    pub engine: wasmtime::Engine,
+    pub engine: Arc<WasmEngine>,
     pub program: Arc<Program>,
-    pub env: Arc<GuestEnv>,
+    pub guest: Arc<Guest>,
+    pub settings: Settings,
     pub cgroup: Arc<ThreadCgroup>,
     runtime: Mutex<Option<Runtime>>,
     listener: Mutex<Option<tokio::net::TcpListener>>,
@@ -58,9 +58,10 @@ pub struct NativeRun {
 
 impl WasmRun {
     pub fn new(
-        engine: wasmtime::Engine,
+        engine: Arc<WasmEngine>,
         program: Program,
-        env: Arc<GuestEnv>,
+        guest: Arc<Guest>,
+        settings: Settings,
         cgroup: Arc<ThreadCgroup>,
         runtime: Runtime,
         listener: Option<tokio::net::TcpListener>,
@@ -68,7 +69,8 @@ impl WasmRun {
         Self {
             engine,
             program: Arc::new(program),
-            env,
+            guest,
+            settings,
             cgroup,
             runtime: Mutex::new(Some(runtime)),
             listener: Mutex::new(listener),
@@ -111,10 +113,6 @@ impl Container {
         self.state.borrow().clone()
     }
 
-    pub fn is_wasm(&self) -> bool {
-        matches!(self.kind, Kind::Wasm(_))
-    }
-
     /// Starts the container; its exit is published through `events` when it happens.
     pub async fn start(self: &Arc<Self>, events: Arc<Events>) -> Result<u32> {
         match self.status() {
@@ -153,25 +151,26 @@ impl Container {
                         ))
                     })?;
                     let program = w.program.clone();
-                    let env = w.env.clone();
+                    let guest = w.guest.clone();
                     let engine = w.engine.clone();
+                    let settings = w.settings.clone();
                     let listener = w.listener.lock().map_err(|_| poisoned())?.take();
                     let stop = w.stop.subscribe();
                     self.state.send_replace(Status::Running);
                     rt.spawn(async move {
                         match (&*program, listener) {
                             (Program::Http(pre), Some(listener)) => {
-                                let server = match HttpGuest::new(engine, pre.clone(), env.clone())
-                                {
-                                    Ok(s) => Arc::new(s),
-                                    Err(e) => {
-                                        env.report(&e);
-                                        return 1;
-                                    }
-                                };
-                                server.serve(listener, stop).await
+                                let server = HttpServer::new(
+                                    engine.engine.clone(),
+                                    pre.clone(),
+                                    guest,
+                                    &settings,
+                                );
+                                Arc::new(server).serve(listener, stop).await
                             }
-                            (program, _) => run_to_completion(&engine, program, &env).await,
+                            (program, _) => {
+                                run_to_completion(&engine.engine, program, &guest).await
+                            }
                         }
                     })
                 };
@@ -194,13 +193,13 @@ impl Container {
 
     async fn exited(&self, code: u32, events: &Events) {
         if let Kind::Wasm(w) = &self.kind {
-            if w.env.usage.oom.load(Ordering::SeqCst) {
+            if w.guest.usage().oom.load(Ordering::SeqCst) {
                 events.oom(&self.id).await;
             }
             // Nothing of the guest may outlive its exit: in-flight tasks, threads, sockets,
             // and our ends of its stdio (CRI waits for their end-of-file before deleting).
             w.shutdown_runtime();
-            w.env.close_stdio();
+            w.guest.close_stdio();
         }
         let at = now();
         self.state.send_replace(Status::Stopped {

@@ -19,7 +19,16 @@ pub enum Error {
     /// was found and what was expected.
     #[error("container {id}: {detail}")]
     NoWasm { id: String, detail: String },
-    /// Compiling, linking or instantiating the guest failed.
+    /// The Wasm runtime refused the container's guest or settings; `what` names what it was
+    /// given (the guest's origin, or "settings").
+    #[error("container {id}: {what}: {source}")]
+    Runtime {
+        id: String,
+        what: String,
+        #[source]
+        source: wasmpod_runtime::Error,
+    },
+    /// A task setting up the Wasm container failed (panicked or was cancelled).
     #[error("container {id}: {detail}")]
     Wasm { id: String, detail: String },
     #[error("{context}: {source}")]
@@ -59,7 +68,14 @@ impl From<Error> for ttrpc::Error {
             Error::NotFound(_) => Code::NOT_FOUND,
             Error::AlreadyExists(_) => Code::ALREADY_EXISTS,
             Error::InvalidArgument(_) | Error::NoWasm { .. } => Code::INVALID_ARGUMENT,
-            Error::FailedPrecondition(_) | Error::Wasm { .. } => Code::FAILED_PRECONDITION,
+            Error::Runtime { source, .. } if source.is_invalid_input() => Code::INVALID_ARGUMENT,
+            Error::Runtime {
+                source: wasmpod_runtime::Error::Io { .. },
+                ..
+            } => Code::INTERNAL,
+            Error::FailedPrecondition(_) | Error::Runtime { .. } | Error::Wasm { .. } => {
+                Code::FAILED_PRECONDITION
+            }
             Error::Unimplemented(_) => Code::UNIMPLEMENTED,
             Error::Io { .. } | Error::Containerd(_) | Error::Runc(_) | Error::Shim(_) => {
                 Code::INTERNAL

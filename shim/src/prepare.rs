@@ -1,5 +1,7 @@
-//! Turns a Create request into a ready container: mounts the rootfs, finds what to run,
-//! compiles and links Wasm (through the code cache) or creates the runc container.
+//! Turns a Create request into a ready container: mounts the rootfs, finds what to run, and
+//! either hands the Wasm to the runtime (settings checked first, then compiled through the
+//! code cache, linked, its guest threads placed in the pod's network namespace and cgroup) or
+//! creates the runc container.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -7,17 +9,16 @@ use std::sync::atomic::Ordering;
 
 use containerd_shim_protos::api::CreateTaskRequest;
 use oci_spec::runtime::Spec;
+use wasmpod_runtime::{Guest, Program, Wasm, WasmEngine, World};
 
 use crate::cgroup::ThreadCgroup;
 use crate::container::{Container, Kind, NativeRun, ThreadSetup, WasmRun, unmount};
 use crate::content::ContentStore;
-use crate::engine::WasmEngine;
 use crate::error::{Error, IoContext, Result};
-use crate::guest::{GuestEnv, Program};
-use crate::http::listen_addr;
 use crate::netns::NetNs;
 use crate::runc::Runc;
-use crate::source::{Resolved, resolve};
+use crate::source::{Resolved, WasmSource, WorldHint, resolve};
+use crate::spec::guest_inputs;
 use crate::stdio::{StdioPaths, open_input, open_output};
 
 pub struct Prepare<'a> {
@@ -115,7 +116,7 @@ impl Prepare<'_> {
         spec: &Spec,
         bundle: std::path::PathBuf,
         stdio: StdioPaths,
-        src: crate::source::WasmSource,
+        src: WasmSource,
     ) -> Result<Arc<Container>> {
         let id = req.id.clone();
         if req.terminal {
@@ -123,43 +124,46 @@ impl Prepare<'_> {
                 "container {id}: Wasm guests have no terminal; run without -t/tty"
             )));
         }
+        // Settings first: a bad one fails Create before anything is compiled or set up.
+        let (settings, mut config) = guest_inputs(spec).map_err(runtime_error(&id, "settings"))?;
+        let WasmSource {
+            bytes,
+            digest,
+            origin,
+            world,
+            ..
+        } = src;
+        let world = world.map(|w| match w {
+            WorldHint::Command => World::Command,
+            WorldHint::Http => World::Http,
+        });
+        let wasm = Wasm {
+            bytes,
+            digest: digest.clone(),
+            world,
+        };
         let engine = self.engine.clone();
-        let (digest, origin, world) = (src.digest.clone(), src.origin.clone(), src.world);
-        let compile_id = id.clone();
-        let (compiled, outcome) =
-            tokio::task::spawn_blocking(move || engine.compile(&compile_id, &src))
-                .await
-                .map_err(|e| Error::Wasm {
-                    id: id.clone(),
-                    detail: format!("compile task failed: {e}"),
-                })??;
-        let kind = compiled.kind();
-        let program = Program::prepare(&self.engine.engine, compiled, world).map_err(|detail| {
-            Error::Wasm {
+        let (compiled, outcome) = tokio::task::spawn_blocking(move || engine.compile(&wasm))
+            .await
+            .map_err(|e| Error::Wasm {
                 id: id.clone(),
-                detail: format!("{origin}: {detail}"),
-            }
-        })?;
+                detail: format!("compile task failed: {e}"),
+            })?
+            .map_err(runtime_error(&id, &origin))?;
+        let kind = compiled.kind();
+        let program = Program::prepare(&self.engine.engine, compiled, world)
+            .map_err(runtime_error(&id, &origin))?;
         tracing::info!(%id, %digest, %origin, kind, world = program.kind(), cache = ?outcome, "Wasm guest ready");
 
         let netns = NetNs::from_spec(spec)?;
-        let env = GuestEnv::from_spec(
-            spec,
-            open_output(&stdio.stdout)?,
-            open_output(&stdio.stderr)?,
-            matches!(netns, NetNs::Joined(_)),
-        );
-        let env = Arc::new(env);
+        config.stdout = open_output(&stdio.stdout)?;
+        config.stderr = open_output(&stdio.stderr)?;
+        config.network = matches!(netns, NetNs::Joined(_));
+        let guest = Guest::new(config).map_err(runtime_error(&id, "guest"))?;
         let cgroup = ThreadCgroup::from_spec(spec)
             .io_context(|| format!("set up the cgroup of container {id}"))?;
         let setup = Arc::new(ThreadSetup::default());
-        let http_addr =
-            match program {
-                Program::Http(_) => Some(listen_addr(&env).map_err(|detail| {
-                    Error::InvalidArgument(format!("container {id}: {detail}"))
-                })?),
-                _ => None,
-            };
+        let http_addr = matches!(program, Program::Http(_)).then(|| settings.http_addr());
         let workers = if matches!(program, Program::Http(_)) {
             2
         } else {
@@ -220,15 +224,22 @@ impl Prepare<'_> {
         }
         let pid = std::process::id();
         let run = WasmRun::new(
-            self.engine.engine.clone(),
+            self.engine.clone(),
             program,
-            env,
+            guest,
+            settings,
             cgroup,
             runtime,
             listener,
         );
         Ok(Container::new(id, bundle, stdio, pid, Kind::Wasm(run)))
     }
+}
+
+/// Wraps an error of the runtime with the container and what the runtime was given.
+fn runtime_error(id: &str, what: &str) -> impl FnOnce(wasmpod_runtime::Error) -> Error + use<> {
+    let (id, what) = (id.to_string(), what.to_string());
+    move |source| Error::Runtime { id, what, source }
 }
 
 /// Puts a failed create's reason into the container's log, where `kubectl logs` and

@@ -16,10 +16,10 @@ use containerd_shim_protos::shim_async::Task;
 use containerd_shim_protos::ttrpc;
 use containerd_shim_protos::types::task::ProcessInfo;
 use tokio::sync::{Mutex, OnceCell};
+use wasmpod_runtime::WasmEngine;
 
 use crate::container::{Container, Status};
 use crate::content::ContentStore;
-use crate::engine::WasmEngine;
 use crate::error::Error;
 use crate::events::Events;
 use crate::prepare::Prepare;

@@ -23,8 +23,8 @@ pub fn collect(c: &Container) -> Result<Any> {
         Kind::Native(_) => native(c.pid),
         Kind::Wasm(w) => {
             let cpu_ns = w.cgroup.cpu_usage_ns();
-            let mem = w.env.usage.memory_bytes.load(Ordering::Relaxed);
-            let limit = w.env.memory_limit.unwrap_or(u64::MAX);
+            let mem = w.guest.usage().memory_bytes.load(Ordering::Relaxed);
+            let limit = w.guest.memory_limit().unwrap_or(u64::MAX);
             if is_cgroup_v2() {
                 pack(V2_TYPE, &wasm_v2(cpu_ns, mem, limit))
             } else {

@@ -103,6 +103,25 @@ fn corrupt_cache_entry_is_recompiled() {
     assert_eq!(log.matches("compile cache miss").count(), 2, "{log}");
 }
 
+fn bad_settings_fail_create_naming_the_variable_and_value() {
+    let cd = Containerd::start();
+    let img = cd.import_rootfs("hello-http", "hello-http", "/http.wasm");
+    for (id, setting) in [
+        ("badport", "WASMPOD_HTTP_PORT=70000"),
+        ("badconc", "WASMPOD_HTTP_MAX_CONCURRENCY=0"),
+        ("typo", "WASMPOD_HTTP_PROT=8080"),
+    ] {
+        let (code, out, err) = cd.run_rm(&img, id, &["--env", setting]);
+        assert_ne!(code, 0, "{setting} must fail");
+        // "settings:" is how Create words it; a guest failing after start would not say it.
+        assert!(
+            err.contains(&format!("container {id}: settings: {setting} is not")),
+            "{setting}: Create fails naming the variable and value:\n{out}\n{err}"
+        );
+        let _ = cd.ctr(&["containers", "delete", id]);
+    }
+}
+
 /// Starts the HTTP component detached in `ns`, logging to a file; returns the log path.
 fn start_http(
     cd: &Containerd,
@@ -626,6 +645,7 @@ fn main() {
             preview1_module_runs,
             second_container_of_a_component_hits_the_compile_cache,
             corrupt_cache_entry_is_recompiled,
+            bad_settings_fail_create_naming_the_variable_and_value,
             http_component_serves_in_the_pod_network_namespace_and_drains_on_sigterm,
             bad_inputs_fail_clearly_and_the_pod_shim_keeps_serving,
             wasm_layers_and_the_cncf_artifact_run_from_a_registry,

@@ -1,8 +1,7 @@
-//! Serves a `wasi:http/incoming-handler` component: HTTP/1.1 and h2c on the container's port,
-//! a fresh instance per request, bounded concurrency, graceful drain on SIGTERM.
+//! Serves a `wasi:http/incoming-handler` component: HTTP/1.1 and h2c on a listener its host
+//! bound, a fresh instance per request, bounded concurrency, graceful drain when asked.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -20,16 +19,10 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use crate::guest::{GuestEnv, GuestState, component_store};
+use crate::guest::{Guest, GuestState};
+use crate::settings::Settings;
 
-/// Container env var (removed from the guest's env) that sets the listening port.
-pub const PORT_ENV: &str = "WASMPOD_HTTP_PORT";
-/// Container env var that caps requests handled at once; more wait in line.
-pub const CONCURRENCY_ENV: &str = "WASMPOD_HTTP_MAX_CONCURRENCY";
-pub const DEFAULT_PORT: u16 = 8080;
-pub const DEFAULT_CONCURRENCY: usize = 256;
-
-/// What the container was asked to do.
+/// What the guest's host was asked to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stop {
     Run,
@@ -37,46 +30,28 @@ pub enum Stop {
     Drain,
 }
 
-pub struct HttpGuest {
-    pub engine: Engine,
-    pub pre: ProxyPre<GuestState>,
-    pub env: Arc<GuestEnv>,
+/// An HTTP guest being served.
+pub struct HttpServer {
+    engine: Engine,
+    pre: ProxyPre<GuestState>,
+    guest: Arc<Guest>,
+    /// One per request handled at once (`WASMPOD_HTTP_MAX_CONCURRENCY`).
     permits: Semaphore,
 }
 
-/// Listening address for a container, from its env.
-pub fn listen_addr(env: &GuestEnv) -> Result<SocketAddr, String> {
-    let port = match env.shim_setting(PORT_ENV) {
-        None => DEFAULT_PORT,
-        Some(p) => p
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p > 0)
-            .ok_or_else(|| format!("{PORT_ENV}={p} is not a port number (1-65535)"))?,
-    };
-    Ok(SocketAddr::from(([0, 0, 0, 0], port)))
-}
-
-impl HttpGuest {
+impl HttpServer {
     pub fn new(
         engine: Engine,
         pre: ProxyPre<GuestState>,
-        env: Arc<GuestEnv>,
-    ) -> Result<Self, String> {
-        let permits = match env.shim_setting(CONCURRENCY_ENV) {
-            None => DEFAULT_CONCURRENCY,
-            Some(n) => n
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| format!("{CONCURRENCY_ENV}={n} is not a positive number"))?,
-        };
-        Ok(Self {
+        guest: Arc<Guest>,
+        settings: &Settings,
+    ) -> Self {
+        Self {
             engine,
             pre,
-            env,
-            permits: Semaphore::new(permits),
-        })
+            guest,
+            permits: Semaphore::new(settings.http_max_concurrency.get()),
+        }
     }
 
     /// Accepts connections until asked to stop, then drains. Returns the exit status.
@@ -121,13 +96,12 @@ impl HttpGuest {
     }
 
     async fn handle(&self, req: Request<Incoming>) -> Response<HyperOutgoingBody> {
-        let Ok(_permit) = self.permits.acquire().await else {
-            return error_response(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
-        };
+        // Acquiring fails only once the semaphore is closed, and nothing closes it.
+        let _permit = self.permits.acquire().await.ok();
         match self.call(req).await {
             Ok(resp) => resp,
             Err(e) => {
-                self.env.report(&format!("request failed: {e:?}"));
+                self.guest.report(&format!("request failed: {e:?}"));
                 error_response(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "the Wasm handler failed; see the container log",
@@ -137,7 +111,7 @@ impl HttpGuest {
     }
 
     async fn call(&self, req: Request<Incoming>) -> wasmtime::Result<Response<HyperOutgoingBody>> {
-        let mut store = component_store(&self.engine, &self.env)?;
+        let mut store = self.guest.component_store(&self.engine);
         let (tx, rx) = tokio::sync::oneshot::channel();
         let req = store
             .data_mut()

@@ -6,10 +6,16 @@
 //! wrote, so an entry whose bytes do not match (truncated, corrupted, tampered) is thrown
 //! away and recompiled instead of being trusted. Loads are `deserialize_file`, i.e. mmap:
 //! every pod of the same component shares the same page-cache pages of code.
+//!
+//! An entry is checked once per process: the first load reads and hashes it, later loads of
+//! the same digest (a restarted container of the pod) map it at once, and an entry this
+//! process wrote is known good without reading it back.
 
+use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
@@ -29,6 +35,8 @@ pub enum CacheOutcome {
 
 pub struct CompileCache {
     dir: PathBuf,
+    /// Digests whose entry matched its checksum (or was written) in this process.
+    verified: Mutex<HashSet<String>>,
 }
 
 impl CompileCache {
@@ -37,7 +45,12 @@ impl CompileCache {
         engine.precompile_compatibility_hash().hash(&mut h);
         Self {
             dir: root.join(format!("{:016x}", h.finish())),
+            verified: Mutex::default(),
         }
+    }
+
+    fn verified(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.verified.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn paths(&self, digest: &str) -> (PathBuf, PathBuf) {
@@ -68,19 +81,18 @@ impl CompileCache {
 
     fn map(&self, engine: &Engine, digest: &str, component: bool) -> Option<Compiled> {
         let (code, sum) = self.paths(digest);
-        let expected = std::fs::read_to_string(&sum).ok()?;
-        let bytes = match std::fs::read(&code) {
-            Ok(b) => b,
-            Err(_) => return None,
-        };
-        if hex::encode(Sha256::digest(&bytes)) != expected.trim() {
-            tracing::warn!(digest, path = %code.display(), "compile cache entry does not match its checksum; recompiling");
-            self.discard(&code, &sum);
-            return None;
+        if !self.verified().contains(digest) {
+            let expected = std::fs::read_to_string(&sum).ok()?;
+            let bytes = std::fs::read(&code).ok()?;
+            if hex::encode(Sha256::digest(&bytes)) != expected.trim() {
+                tracing::warn!(digest, path = %code.display(), "compile cache entry does not match its checksum; recompiling");
+                self.discard(digest, &code, &sum);
+                return None;
+            }
+            self.verified().insert(digest.to_string());
         }
-        drop(bytes);
-        // SAFETY: the file's bytes match the checksum written together with them by an engine
-        // with this compatibility hash, and wasmtime checks the header again.
+        // SAFETY: the file's bytes matched the checksum written together with them by an
+        // engine with this compatibility hash, and wasmtime checks the header again.
         let loaded = unsafe {
             if component {
                 Component::deserialize_file(engine, &code).map(Compiled::Component)
@@ -92,7 +104,7 @@ impl CompileCache {
             Ok(c) => Some(c),
             Err(e) => {
                 tracing::warn!(digest, error = %e, "compile cache entry rejected by wasmtime; recompiling");
-                self.discard(&code, &sum);
+                self.discard(digest, &code, &sum);
                 None
             }
         }
@@ -114,6 +126,7 @@ impl CompileCache {
         })();
         match result {
             Ok(()) => {
+                self.verified().insert(digest.to_string());
                 tracing::info!(digest, path = %code.display(), "compile cache miss: compiled and stored");
                 CacheOutcome::Stored
             }
@@ -124,7 +137,8 @@ impl CompileCache {
         }
     }
 
-    fn discard(&self, code: &Path, sum: &Path) {
+    fn discard(&self, digest: &str, code: &Path, sum: &Path) {
+        self.verified().remove(digest);
         let _ = std::fs::remove_file(sum);
         let _ = std::fs::remove_file(code);
     }
@@ -140,29 +154,47 @@ mod tests {
 
     const WAT: &str = r#"(module (func (export "f") (result i32) i32.const 7))"#;
 
-    #[test]
-    fn second_load_is_a_hit_and_corruption_forces_a_recompile() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let engine = engine();
-        let cache = CompileCache::open(dir.path(), &engine);
-        let wasm = wat_module();
-        let digest = crate::content::sha256_digest(&wasm);
-        assert!(cache.load(&engine, &digest, false).is_none());
-        let art = engine.precompile_module(&wasm).expect("precompile");
-        assert_eq!(cache.store(&digest, &art), CacheOutcome::Stored);
-        assert!(matches!(
-            cache.load(&engine, &digest, false),
-            Some((_, CacheOutcome::Hit))
-        ));
+    fn digest(wasm: &[u8]) -> String {
+        format!("sha256:{}", hex::encode(Sha256::digest(wasm)))
+    }
 
-        // Flip one byte in the middle of the code: the checksum must catch it.
-        let (code, _) = cache.paths(&digest);
+    /// Flips one byte in the middle of the entry's code.
+    fn corrupt(cache: &CompileCache, digest: &str) -> PathBuf {
+        let (code, _) = cache.paths(digest);
         let mut bytes = std::fs::read(&code).expect("read");
         let mid = bytes.len() / 2;
         bytes[mid] ^= 0xff;
         std::fs::write(&code, bytes).expect("write");
-        assert!(cache.load(&engine, &digest, false).is_none());
+        code
+    }
+
+    #[test]
+    fn second_load_is_a_hit_and_corruption_forces_a_recompile() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = engine();
+        let wasm = wat_module();
+        let digest = digest(&wasm);
+        let writer = CompileCache::open(dir.path(), &engine);
+        assert!(writer.load(&engine, &digest, false).is_none());
+        let art = engine.precompile_module(&wasm).expect("precompile");
+        assert_eq!(writer.store(&digest, &art), CacheOutcome::Stored);
+        assert!(matches!(
+            writer.load(&engine, &digest, false),
+            Some((_, CacheOutcome::Hit))
+        ));
+
+        // Another process finds the entry and checks it once; a second load needs no check.
+        let reader = CompileCache::open(dir.path(), &engine);
+        assert!(reader.load(&engine, &digest, false).is_some());
+        assert!(reader.verified().contains(&digest));
+        assert!(reader.load(&engine, &digest, false).is_some());
+
+        // Corrupted before a process's first load: the checksum catches it.
+        let code = corrupt(&writer, &digest);
+        let fresh = CompileCache::open(dir.path(), &engine);
+        assert!(fresh.load(&engine, &digest, false).is_none());
         assert!(!code.exists(), "a corrupt entry is removed");
+        assert!(!fresh.verified().contains(&digest));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The shim's one wasmtime Engine, and compilation through the on-node code cache.
+//! The one wasmtime Engine of a host process, and compilation through the on-node code cache.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,8 +7,8 @@ use wasmtime::component::Component;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, Module, PoolingAllocationConfig};
 
 use crate::cache::{CacheOutcome, CompileCache};
-use crate::error::{Error, Result};
-use crate::source::WasmSource;
+use crate::error::{Error, IoContext, Result, chain};
+use crate::program::World;
 
 /// How often the epoch advances. Guests yield to the scheduler at each tick, which bounds how
 /// long a guest in a tight loop can hold a thread and how soon a kill takes effect.
@@ -20,6 +20,16 @@ const POOL_INSTANCES: u32 = 256;
 /// shim's CPU under load. Batched, a pod serves about 35% more requests per second (20.5k to
 /// 28k req/s in `make bench-shim`) for about 0.5 MB more RSS after a burst.
 const DECOMMIT_BATCH: usize = 32;
+
+/// A guest to compile, as its host found it.
+#[derive(Debug)]
+pub struct Wasm {
+    pub bytes: Vec<u8>,
+    /// `sha256:<hex>` of `bytes`: the compile cache key.
+    pub digest: String,
+    /// Which world the image's metadata says the component targets, if it says.
+    pub world: Option<World>,
+}
 
 /// A compiled guest.
 pub enum Compiled {
@@ -36,7 +46,7 @@ impl Compiled {
     }
 }
 
-/// The engine shared by every container of this shim, with its code cache.
+/// The engine shared by every guest of this process, with its code cache.
 pub struct WasmEngine {
     pub engine: Engine,
     pub cache: CompileCache,
@@ -50,10 +60,7 @@ impl WasmEngine {
             Ok(e) => e,
             Err(e) => {
                 tracing::warn!(error = %e, "pooling allocator unavailable; using on-demand allocation");
-                Engine::new(&config(false)).map_err(|e| Error::Wasm {
-                    id: String::new(),
-                    detail: format!("create wasmtime engine: {e:#}"),
-                })?
+                Engine::new(&config(false)).map_err(|e| Error::Engine(chain(&e)))?
             }
         };
         let cache = CompileCache::open(cache_root, &engine);
@@ -67,38 +74,29 @@ impl WasmEngine {
                     std::thread::sleep(EPOCH_TICK);
                 }
             })
-            .map_err(|source| Error::Io {
-                context: "spawn epoch thread".into(),
-                source,
-            })?;
+            .io_context(|| "spawn the epoch thread".into())?;
         Ok(Arc::new(Self { engine, cache }))
     }
 
-    /// Compiles `src`, or loads it from the cache when this engine compiled the same bytes
+    /// Compiles `wasm`, or loads it from the cache when this engine compiled the same bytes
     /// before. Blocking: call from a blocking thread.
-    pub fn compile(&self, id: &str, src: &WasmSource) -> Result<(Compiled, CacheOutcome)> {
-        let is_component = is_component(&src.bytes);
-        if let Some((compiled, outcome)) = self.cache.load(&self.engine, &src.digest, is_component)
+    pub fn compile(&self, wasm: &Wasm) -> Result<(Compiled, CacheOutcome)> {
+        let is_component = is_component(&wasm.bytes);
+        if let Some((compiled, outcome)) = self.cache.load(&self.engine, &wasm.digest, is_component)
         {
             return Ok((compiled, outcome));
         }
-        let wasm_err = |e: wasmtime::Error| Error::Wasm {
-            id: id.into(),
-            detail: format!("compile {}: {e:#}", src.origin),
-        };
+        let compile_err = |e: wasmtime::Error| Error::Compile(chain(&e));
         let artifact = if is_component {
-            self.engine
-                .precompile_component(&src.bytes)
-                .map_err(wasm_err)?
+            self.engine.precompile_component(&wasm.bytes)
         } else {
-            self.engine
-                .precompile_module(&src.bytes)
-                .map_err(wasm_err)?
-        };
-        let outcome = self.cache.store(&src.digest, &artifact);
+            self.engine.precompile_module(&wasm.bytes)
+        }
+        .map_err(compile_err)?;
+        let outcome = self.cache.store(&wasm.digest, &artifact);
         let compiled = self
-            .load_compiled(&src.digest, is_component, artifact)
-            .map_err(wasm_err)?;
+            .load_compiled(&wasm.digest, is_component, artifact)
+            .map_err(compile_err)?;
         // Compiling grows the heap by tens of MiB that the allocator would keep; give it back
         // so a pod's shim stays small after its first start on a node.
         // SAFETY: malloc_trim only releases free heap pages.

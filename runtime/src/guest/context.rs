@@ -1,0 +1,175 @@
+//! What a guest sees: its args, env, volumes, stdio and network, prepared once per guest so
+//! that each instance (one per HTTP request) gets its `WasiCtx` without reopening anything.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use wasmtime_wasi::cli::{OutputFile, StdoutStream};
+use wasmtime_wasi::filesystem::WasiFilesystemCtx;
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiView};
+
+use crate::error::{Error, Result, chain};
+
+/// One directory the guest may use.
+#[derive(Clone, Debug)]
+pub struct Preopen {
+    pub host: PathBuf,
+    /// Where the guest finds it.
+    pub guest: String,
+    pub read_only: bool,
+}
+
+/// Everything a guest is given, as plain values: what a host turns its own description of a
+/// workload (an OCI spec, an app's settings) into. Settings are not in `env`: see
+/// [`crate::Settings::from_env`].
+#[derive(Debug, Default)]
+pub struct GuestConfig {
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub preopens: Vec<Preopen>,
+    /// Where the guest's stdout and stderr go; `None` discards them.
+    pub stdout: Option<File>,
+    pub stderr: Option<File>,
+    /// Cap on the guest's linear memory, in bytes.
+    pub memory_limit: Option<u64>,
+    /// Whether the guest may use sockets. Only when its threads run in a network namespace
+    /// of its own (the pod's), never on the node's network.
+    pub network: bool,
+}
+
+/// The guest's stdio, held until the guest exits.
+struct Stdio {
+    stdout: Option<OutputFile>,
+    stderr: Option<OutputFile>,
+}
+
+/// A guest's view of the world, built once; [`GuestContext::wasi_ctx`] makes each
+/// instance's copy.
+pub(crate) struct GuestContext {
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    /// The preopened directories, opened once: each instance gets clones of these handles
+    /// (reference-counted descriptors), with the permissions they were opened with.
+    filesystem: WasiFilesystemCtx,
+    /// Emptied when the guest exits: a host's stdio may be a FIFO whose reader waits for
+    /// end-of-file (CRI does, before it deletes the task).
+    stdio: Mutex<Option<Stdio>>,
+    network: bool,
+}
+
+impl GuestContext {
+    /// Opens the guest's directories. Errors name the directory that cannot be opened.
+    pub(crate) fn new(config: GuestConfig) -> Result<Self> {
+        let mut dirs = WasiCtxBuilder::new();
+        for p in &config.preopens {
+            let perms = if p.read_only {
+                FsPerms::ReadOnly
+            } else {
+                FsPerms::ReadWrite
+            };
+            dirs.preopened_dir(&p.host, &p.guest, perms)
+                .map_err(|e| Error::Io {
+                    context: format!("open volume {} for {}", p.host.display(), p.guest),
+                    source: std::io::Error::other(chain(&e)),
+                })?;
+        }
+        let filesystem = std::mem::take(dirs.build().filesystem());
+        Ok(Self {
+            args: config.args,
+            env: config.env,
+            filesystem,
+            stdio: Mutex::new(Some(Stdio {
+                stdout: config.stdout.map(OutputFile::new),
+                stderr: config.stderr.map(OutputFile::new),
+            })),
+            network: config.network,
+        })
+    }
+
+    fn stdio(&self) -> MutexGuard<'_, Option<Stdio>> {
+        self.stdio.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The context of one component instance.
+    pub(crate) fn wasi_ctx(&self) -> WasiCtx {
+        let mut ctx = self.builder().build();
+        *ctx.filesystem() = self.filesystem.clone();
+        ctx
+    }
+
+    /// The context of one preview 1 module instance.
+    pub(crate) fn wasi_p1_ctx(&self) -> WasiP1Ctx {
+        let mut ctx = self.builder().build_p1();
+        // Preview 1 descriptors are made from these preopens on first use, not when built.
+        *WasiView::ctx(&mut ctx).ctx.filesystem() = self.filesystem.clone();
+        ctx
+    }
+
+    /// Everything but the directories, which the builder could only reopen by path.
+    fn builder(&self) -> WasiCtxBuilder {
+        let mut b = WasiCtxBuilder::new();
+        b.args(&self.args).envs(&self.env);
+        if let Some(stdio) = self.stdio().as_ref() {
+            if let Some(out) = &stdio.stdout {
+                b.stdout(out.clone());
+            }
+            if let Some(err) = &stdio.stderr {
+                b.stderr(err.clone());
+            }
+        }
+        if self.network {
+            b.inherit_network();
+        }
+        // Name lookups would use the node's resolver configuration, not the pod's.
+        b.allow_ip_name_lookup(false);
+        b
+    }
+
+    /// Drops our handles on the guest's stdio (instances still running hold their own
+    /// until they are dropped).
+    pub(crate) fn close_stdio(&self) {
+        self.stdio().take();
+    }
+
+    /// Writes a line to the guest's stderr (what `kubectl logs` shows).
+    pub(crate) fn report(&self, line: &str) {
+        if let Some(err) = self.stdio().as_ref().and_then(|s| s.stderr.as_ref()) {
+            let mut s = err.p2_stream();
+            let _ = s.write(bytes::Bytes::from(format!("wasmpod: {line}\n")));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volumes_open_once_and_a_missing_one_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let preopen = |host: PathBuf| Preopen {
+            host,
+            guest: "/data".into(),
+            read_only: true,
+        };
+        let ctx = GuestContext::new(GuestConfig {
+            preopens: vec![preopen(dir.path().into())],
+            ..Default::default()
+        })
+        .expect("context");
+        // Each instance's context shares the descriptors opened once.
+        drop([ctx.wasi_ctx(), ctx.wasi_ctx()]);
+
+        let missing = dir.path().join("missing");
+        let err = GuestContext::new(GuestConfig {
+            preopens: vec![preopen(missing.clone())],
+            ..Default::default()
+        })
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(err.contains(&missing.display().to_string()), "{err}");
+    }
+}

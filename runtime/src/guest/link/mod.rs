@@ -1,0 +1,39 @@
+//! The host interfaces a guest can import, one module each. A new interface is a module here
+//! (its view of the store data and its `link` function) plus one line in [`COMPONENT`].
+
+mod http;
+mod wasi;
+
+use wasmtime::Engine;
+use wasmtime::component::Linker;
+
+use crate::error::{Error, Result, chain};
+use crate::guest::{GuestState, P1State};
+
+type LinkFn = fn(&mut Linker<GuestState>) -> wasmtime::Result<()>;
+
+/// Every interface linked into component guests (commands and HTTP handlers).
+const COMPONENT: &[(&str, LinkFn)] = &[("wasi p2", wasi::link), ("wasi:http", http::link)];
+
+/// A linker with every component interface; a component that imports anything else fails
+/// to pre-instantiate, naming the import.
+pub(crate) fn component_linker(engine: &Engine) -> Result<Linker<GuestState>> {
+    let mut linker = Linker::new(engine);
+    for (name, link) in COMPONENT {
+        link(&mut linker).map_err(|e| Error::Link {
+            what: "link host interfaces",
+            detail: format!("{name}: {}", chain(&e)),
+        })?;
+    }
+    Ok(linker)
+}
+
+/// A linker for WASI preview 1 core modules, which can import nothing but preview 1.
+pub(crate) fn module_linker(engine: &Engine) -> Result<wasmtime::Linker<P1State>> {
+    let mut linker = wasmtime::Linker::new(engine);
+    wasi::link_p1(&mut linker).map_err(|e| Error::Link {
+        what: "link host interfaces",
+        detail: format!("wasi p1: {}", chain(&e)),
+    })?;
+    Ok(linker)
+}

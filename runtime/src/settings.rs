@@ -1,0 +1,166 @@
+//! A guest's settings: the `WASMPOD_*` variables of its environment, parsed and checked at
+//! once so a bad value fails before anything is set up, and removed from what the guest sees.
+
+use std::net::SocketAddr;
+use std::num::{NonZeroU16, NonZeroUsize};
+use std::str::FromStr;
+
+use crate::error::{Error, Result};
+
+/// Environment variables with this prefix configure the runtime, never the guest.
+pub const SETTING_PREFIX: &str = "WASMPOD_";
+/// The port an HTTP guest listens on.
+pub const HTTP_PORT: &str = "WASMPOD_HTTP_PORT";
+/// How many requests an HTTP guest handles at once; more wait in line.
+pub const HTTP_MAX_CONCURRENCY: &str = "WASMPOD_HTTP_MAX_CONCURRENCY";
+/// Every setting, for the message that rejects an unknown one.
+pub const KNOWN_SETTINGS: [&str; 2] = [HTTP_PORT, HTTP_MAX_CONCURRENCY];
+
+pub const DEFAULT_HTTP_PORT: NonZeroU16 = NonZeroU16::new(8080).expect("8080 is not zero");
+pub const DEFAULT_HTTP_MAX_CONCURRENCY: NonZeroUsize =
+    NonZeroUsize::new(256).expect("256 is not zero");
+
+/// The settings of one guest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    pub http_port: NonZeroU16,
+    pub http_max_concurrency: NonZeroUsize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            http_port: DEFAULT_HTTP_PORT,
+            http_max_concurrency: DEFAULT_HTTP_MAX_CONCURRENCY,
+        }
+    }
+}
+
+impl Settings {
+    /// Takes the settings out of a guest's environment: returns them and the variables the
+    /// guest sees. Any bad or unknown `WASMPOD_*` variable is an error naming it and its value,
+    /// except the kubelet's service links of a Service whose name starts with `wasmpod`
+    /// (`WASMPOD_OPERATOR_SERVICE_HOST`, ...), which are the guest's like any other.
+    pub fn from_env(
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Self, Vec<(String, String)>)> {
+        let mut settings = Settings::default();
+        let mut guest_env = Vec::new();
+        for (name, value) in env {
+            if !name.starts_with(SETTING_PREFIX) || is_service_link(&name) {
+                guest_env.push((name, value));
+                continue;
+            }
+            match name.as_str() {
+                HTTP_PORT => settings.http_port = parse(&name, &value, "a port number (1-65535)")?,
+                HTTP_MAX_CONCURRENCY => {
+                    settings.http_max_concurrency = parse(&name, &value, "a positive number")?
+                }
+                _ => return Err(Error::UnknownSetting { name, value }),
+            }
+        }
+        Ok((settings, guest_env))
+    }
+
+    /// Where an HTTP guest listens: every address of its network namespace.
+    pub fn http_addr(&self) -> SocketAddr {
+        SocketAddr::from(([0, 0, 0, 0], self.http_port.get()))
+    }
+}
+
+/// Whether `name` is one of the variables the kubelet writes for a Service in the pod's
+/// namespace (`<SVC>_SERVICE_HOST`, `<SVC>_SERVICE_PORT[_<PORT NAME>]`, `<SVC>_PORT`,
+/// `<SVC>_PORT_<N>_<PROTO>[_PROTO|_PORT|_ADDR]`). Our own settings are matched before this.
+fn is_service_link(name: &str) -> bool {
+    if name.ends_with("_SERVICE_HOST") || name.contains("_SERVICE_PORT") || name.ends_with("_PORT")
+    {
+        return true;
+    }
+    let parts: Vec<&str> = name.rsplitn(4, '_').collect();
+    let is_proto = |p: &str| matches!(p, "TCP" | "UDP" | "SCTP");
+    let is_num = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    match parts.as_slice() {
+        // <SVC>_PORT_<N>_<PROTO>
+        [proto, n, port, _] if is_proto(proto) && is_num(n) && *port == "PORT" => true,
+        // <SVC>_PORT_<N>_<PROTO>_{PROTO,PORT,ADDR}
+        [field, proto, n, rest] if matches!(*field, "PROTO" | "PORT" | "ADDR") => {
+            is_proto(proto) && is_num(n) && rest.ends_with("_PORT")
+        }
+        _ => false,
+    }
+}
+
+fn parse<T: FromStr>(name: &str, value: &str, expected: &'static str) -> Result<T> {
+    value.parse().map_err(|_| Error::InvalidSetting {
+        name: name.into(),
+        value: value.into(),
+        expected,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn settings_leave_the_guest_env_and_default_when_absent() {
+        let (s, guest) = Settings::from_env(env(&[("A", "1"), ("B", "2")])).expect("parse");
+        assert_eq!(s, Settings::default());
+        assert_eq!(guest, env(&[("A", "1"), ("B", "2")]));
+
+        let (s, guest) = Settings::from_env(env(&[
+            ("A", "1"),
+            (HTTP_PORT, "9000"),
+            (HTTP_MAX_CONCURRENCY, "8"),
+        ]))
+        .expect("parse");
+        assert_eq!(s.http_port.get(), 9000);
+        assert_eq!(s.http_max_concurrency.get(), 8);
+        assert_eq!(s.http_addr().to_string(), "0.0.0.0:9000");
+        assert_eq!(guest, env(&[("A", "1")]));
+    }
+
+    #[test]
+    fn service_links_of_wasmpod_named_services_reach_the_guest() {
+        let links = env(&[
+            ("WASMPOD_OPERATOR_SERVICE_HOST", "10.96.0.9"),
+            ("WASMPOD_OPERATOR_SERVICE_PORT", "8080"),
+            ("WASMPOD_OPERATOR_SERVICE_PORT_METRICS", "8080"),
+            ("WASMPOD_OPERATOR_PORT", "tcp://10.96.0.9:8080"),
+            ("WASMPOD_OPERATOR_PORT_8080_TCP", "tcp://10.96.0.9:8080"),
+            ("WASMPOD_OPERATOR_PORT_8080_TCP_PROTO", "tcp"),
+            ("WASMPOD_OPERATOR_PORT_8080_TCP_PORT", "8080"),
+            ("WASMPOD_OPERATOR_PORT_8080_TCP_ADDR", "10.96.0.9"),
+        ]);
+        let (s, guest) = Settings::from_env(links.clone()).expect("service links are no settings");
+        assert_eq!(s, Settings::default());
+        assert_eq!(guest, links);
+    }
+
+    #[test]
+    fn bad_and_unknown_settings_name_the_variable_and_value() {
+        for (name, value) in [
+            (HTTP_PORT, "0"),
+            (HTTP_PORT, "65536"),
+            (HTTP_PORT, "http"),
+            (HTTP_MAX_CONCURRENCY, "0"),
+            (HTTP_MAX_CONCURRENCY, "-1"),
+            ("WASMPOD_HTTP_PROT", "8080"),
+        ] {
+            let err = Settings::from_env(env(&[(name, value)])).expect_err(name);
+            assert!(err.is_invalid_input(), "{err}");
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("{name}={value} is not")),
+                "{err}"
+            );
+        }
+    }
+}
