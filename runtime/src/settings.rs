@@ -47,7 +47,7 @@ impl Settings {
         let mut settings = Settings::default();
         let mut guest_env = Vec::new();
         for (name, value) in env {
-            if !name.starts_with(SETTING_PREFIX) || is_service_link(&name) {
+            if !name.starts_with(SETTING_PREFIX) {
                 guest_env.push((name, value));
                 continue;
             }
@@ -56,6 +56,7 @@ impl Settings {
                 HTTP_MAX_CONCURRENCY => {
                     settings.http_max_concurrency = parse(&name, &value, "a positive number")?
                 }
+                _ if is_service_link(&name) => guest_env.push((name, value)),
                 _ => return Err(Error::UnknownSetting { name, value }),
             }
         }
