@@ -4,22 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
+use clap::{Args as ClapArgs, Parser, Subcommand};
+pub use wasmpod_logging::LogFormat;
 
 use crate::config::{self, SystemdCgroup};
 use crate::error::IoContext;
 use crate::host::Host;
 use crate::run::Settings;
-
-/// Log output format.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    #[default]
-    Text,
-    /// One JSON object per line.
-    Json,
-}
 
 /// wasmpod-node-installer: puts the wasmpod shim on this node, registers the `wasmpod` runtime
 /// with containerd, and labels the node wasmpod.io/runtime=ready once the shim answers.

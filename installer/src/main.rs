@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use wasmpod_node_installer::cli::{Cli, Command};
-use wasmpod_node_installer::{daemon, init_logging};
+use wasmpod_node_installer::daemon;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
@@ -17,7 +17,7 @@ async fn main() -> anyhow::Result<()> {
         print!("{}", args.merged()?);
         return Ok(());
     }
-    init_logging(cli.log_format);
+    wasmpod_logging::init(cli.log_format);
     match cli.command {
         Command::Install(args) => daemon::install(args).await?,
         Command::Uninstall(args) => daemon::uninstall(args).await?,

@@ -4,21 +4,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgAction, Parser, ValueEnum};
+use clap::{ArgAction, Parser};
 
 use crate::controller::Options;
 use crate::image::InspectorConfig;
 use crate::leader::LeaseConfig;
-
-/// Log output format.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    #[default]
-    Text,
-    /// One JSON object per line, for log shippers.
-    Json,
-}
+pub use wasmpod_logging::LogFormat;
 
 /// wasmpod-operator: runs WasmApps as Deployments, Services, HPAs and PDBs.
 #[derive(Parser, Debug, Clone)]

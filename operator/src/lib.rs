@@ -3,7 +3,8 @@
 //! Module map: [`crd`] (the API), [`resources`] (pure child builders), [`status`] (pure status
 //! logic), [`image`] (registry inspection), [`refs`] (referenced ConfigMaps/Secrets),
 //! [`controller`] and [`reconcile`] (the control loop), [`apply`], [`events`], [`metrics`],
-//! [`server`], [`leader`], [`cli`], [`telemetry`], [`run`] (wiring).
+//! [`server`], [`leader`], [`cli`], [`run`] (wiring). Logging is `wasmpod-logging`'s, shared with
+//! the node installer.
 
 pub mod apply;
 pub mod cli;
@@ -20,6 +21,5 @@ pub mod resources;
 pub mod run;
 pub mod server;
 pub mod status;
-pub mod telemetry;
 
 pub use error::{Error, Result};

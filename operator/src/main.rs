@@ -5,7 +5,7 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = wasmpod_operator::cli::Args::parse();
-    wasmpod_operator::telemetry::init(args.log_format);
+    wasmpod_logging::init(args.log_format);
     wasmpod_operator::run::run(args).await?;
     Ok(())
 }
