@@ -24,6 +24,8 @@ values=$(mktemp); trap 'rm -f "$values"' EXIT
 log "helm upgrade --install wasmpod charts/wasmpod (namespace wasmpod-system)"
 (cd "$root" && $HELM upgrade --install wasmpod charts/wasmpod -n wasmpod-system --create-namespace \
   -f charts/wasmpod/ci/test-bed-values.yaml -f "$values" --wait --timeout 5m >/dev/null)
+# helm's --wait lets a DaemonSet be short of maxUnavailable (1) ready pods: on one node, of all.
+$KUBECTL -n wasmpod-system rollout status ds/wasmpod-node-installer --timeout=180s >/dev/null
 
 K="$KUBECTL -n wasmpod-demo"
 $KUBECTL create namespace wasmpod-demo --dry-run=client -o yaml | $KUBECTL apply -f - >/dev/null

@@ -114,6 +114,10 @@ test_helm_install_sets_up_the_bare_node() {
   node_is_clean
   (cd "$ROOT" && $HELM install wasmpod "${HELM_INSTALL[@]}" --create-namespace) ||
     { $KUBECTL -n "$SYS" get pods -o wide; $KUBECTL -n "$SYS" logs ds/wasmpod-node-installer --tail=40; fail "helm install"; }
+  # `helm install --wait` counts a DaemonSet ready once all but maxUnavailable (1) pods are: on
+  # a one-node cluster that is none, so it can return before the installer labelled the node.
+  $KUBECTL -n "$SYS" rollout status ds/wasmpod-node-installer --timeout=180s >/dev/null ||
+    { $KUBECTL -n "$SYS" logs ds/wasmpod-node-installer --tail=40; fail "installer DaemonSet not ready"; }
   node_is_installed
   $KUBECTL -n "$SYS" logs ds/wasmpod-node-installer | grep -q "restarting containerd" ||
     fail "the installer log does not show the containerd restart"
