@@ -8,7 +8,7 @@
 //! - [`paths`]: the repository, the cache outside the clone, binaries built by
 //!   `e2e/build-deps.sh`, and the tools and components `make components` builds.
 //! - [`apiserver`]: a node-less etcd + kube-apiserver (`e2e/cluster/apiserver-only.sh`).
-//! - [`wait`]: polling for a condition with a deadline, sync and async.
+//! - [`wait`]: polling for a condition with a deadline.
 
 pub mod apiserver;
 pub mod paths;

@@ -5,19 +5,7 @@ use std::time::{Duration, Instant};
 
 const POLL: Duration = Duration::from_millis(100);
 
-/// Polls `cond` until it is true; panics naming `what` after `timeout`.
-pub fn until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(POLL);
-    }
-}
-
-/// Async [`until`]: polls the future `cond` makes.
+/// Polls the future `cond` makes until it is true; panics naming `what` after `timeout`.
 pub async fn until_async<F, Fut>(what: &str, timeout: Duration, mut cond: F)
 where
     F: FnMut() -> Fut,
