@@ -28,7 +28,10 @@ version_of() {
     *) echo "unknown component '$1'" >&2; return 1 ;;
   esac
 }
-bin_dir() { echo "$CACHE/deps/$1-$(version_of "$1")/bin"; }
+# A recipe suffix names a change in how a component is built, so a cached build from the old recipe
+# is not taken for the new one.
+recipe_of() { case $1 in helm) echo "-k8s$HELM_K8S_MINOR" ;; esac; }
+bin_dir() { echo "$CACHE/deps/$1-$(version_of "$1")$(recipe_of "$1")/bin"; }
 
 if [[ ${1:-} == --print-dir ]]; then bin_dir "$2"; exit 0; fi
 
@@ -48,14 +51,17 @@ build_containerd() { # build_containerd MODULE VERSION OUT
 }
 
 build_kubernetes() { # upstream's staging modules are v0.0.0 + replace; pin each to its tag
-  local v=$1 out=$2 w minor cmds m ld p staging; w=$(mktemp -d); minor=$(echo "$v" | cut -d. -f2)
+  local v=$1 out=$2 w minor cmds m ld p staging upstream gover godebug; w=$(mktemp -d); minor=$(echo "$v" | cut -d. -f2)
   cmds="kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl"
   # Read upstream's staging list while $w has no go.mod yet: a half-written go.mod would make this
   # `go mod download` fail, silently leaving the replace block empty (=> "k8s.io/api@v0.0.0: 403").
-  staging=$(cd "$w" && go mod download -json "k8s.io/kubernetes@v$v" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p' |
-    xargs sed -n 's#^\s*k8s.io/\([a-z0-9-]*\) => ./staging.*#\1#p')
+  upstream=$(cd "$w" && go mod download -json "k8s.io/kubernetes@v$v" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  staging=$(sed -n 's#^\s*k8s.io/\([a-z0-9-]*\) => ./staging.*#\1#p' "$upstream")
   [[ -n $staging ]] || { echo "could not read the staging modules of k8s.io/kubernetes@v$v" >&2; return 1; }
-  printf 'module local/k8sbuild\n\ngo 1.24.0\n\ngodebug default=go1.24\n\nrequire k8s.io/kubernetes v%s\n\nreplace (\n' "$v" > "$w/go.mod"
+  # Upstream's own go and godebug lines, so the binaries keep upstream's runtime defaults.
+  gover=$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$upstream"); godebug=$(sed -n 's/^godebug \(.*\)$/\1/p' "$upstream")
+  printf 'module local/k8sbuild\n\ngo %s\n\ngodebug %s\n\nrequire k8s.io/kubernetes v%s\n\nreplace (\n' \
+    "$gover" "$godebug" "$v" > "$w/go.mod"
   for m in $staging; do
     printf '\tk8s.io/%s => k8s.io/%s v0.%s\n' "$m" "$m" "${v#1.}" >> "$w/go.mod"
   done
@@ -82,9 +88,9 @@ build_etcd() {
 # - has no sum.golang.org entry for sigs.k8s.io/cri-tools at any version (404): skip the sumdb for it;
 # - refuses its @v/list (403), which `go install pkg@v` needs for its deprecation check;
 # - does not serve the k8s.io/* v0.34.0-rc.2 pre-releases cri-tools 1.34.0 requires: we raise them
-#   to the staging tags of our pinned Kubernetes (same minor, API-compatible), as MVS allows.
+#   to the released staging tags of the same minor (CRICTL_K8S_LIBS), as MVS allows.
 build_crictl() {
-  local v=$1 out=$2 w k m; w=$(mktemp -d); wrapper "$w" 1.24.0; k="v0.${KUBERNETES_VERSION#1.}"
+  local v=$1 out=$2 w k m; w=$(mktemp -d); wrapper "$w" 1.24.0; k="v$CRICTL_K8S_LIBS"
   (cd "$w" && GONOSUMDB=sigs.k8s.io/cri-tools go get "sigs.k8s.io/cri-tools@v$v" \
      $(for m in api apimachinery client-go cri-api cri-client kubectl kubelet cli-runtime component-base; do
          printf 'k8s.io/%s@%s ' "$m" "$k"; done) &&
@@ -95,6 +101,16 @@ build_crictl() {
 
 build_install() { # build_install PKG VERSION OUT LDFLAGS
   GOBIN=$3 go install -trimpath -ldflags "-s -w $4" "$1@v$2"
+}
+
+# As helm's Makefile does: the Kubernetes version offline rendering (`helm template`) assumes is
+# major.minor of the client-go it was built with, not the source default v1.20.
+build_helm() {
+  local ld="-X helm.sh/helm/v3/internal/version.version=v$1" p
+  for p in pkg/chartutil pkg/lint/rules; do
+    ld="$ld -X helm.sh/helm/v3/$p.k8sVersionMajor=1 -X helm.sh/helm/v3/$p.k8sVersionMinor=$HELM_K8S_MINOR"
+  done
+  build_install helm.sh/helm/v3/cmd/helm "$1" "$2" "$ld"
 }
 
 build_one() {
@@ -109,7 +125,7 @@ build_one() {
     crictl) build_crictl "$v" "$tmp" ;;
     etcd) build_etcd "$v" "$tmp" ;;
     kubernetes) build_kubernetes "$v" "$tmp" ;;
-    helm) build_install helm.sh/helm/v3/cmd/helm "$v" "$tmp" "-X helm.sh/helm/v3/internal/version.version=v$v" ;;
+    helm) build_helm "$v" "$tmp" ;;
     coredns) build_install github.com/coredns/coredns "$v" "$tmp" "" ;;
   esac
   touch "$tmp/.complete"; rm -rf "$out"; mv "$tmp" "$out"

@@ -23,6 +23,7 @@ use containerd_shim_protos::types::introspection::{RuntimeInfo, RuntimeVersion};
 use wasmpod_oci::names::{RUNTIME_TYPE, SHIM_BINARY};
 use wasmpod_runtime::WasmEngine;
 
+use crate::cgroup::{CgroupsPath, ShimCgroup};
 use crate::error::{Error, IoContext, Result};
 use crate::events::Events;
 use crate::service::Service;
@@ -167,6 +168,9 @@ async fn delete(flags: &Flags) -> Result<()> {
 async fn serve(flags: &Flags) -> Result<()> {
     crate::runc::set_subreaper().io_context(|| "become child subreaper".into())?;
     crate::logging::init(flags.debug);
+    // First, before the engine allocates anything: memory is charged to the cgroup that
+    // faulted it in and never moves with the process.
+    let shim_cgroup = join_pod_cgroup(Path::new("config.json"), &flags.id);
     let cache_dir = std::env::var("WASMPOD_CACHE_DIR").unwrap_or_else(|_| DEFAULT_CACHE_DIR.into());
     let engine = WasmEngine::new(Path::new(&cache_dir))
         .map_err(|e| Error::FailedPrecondition(format!("start the Wasm engine: {e}")))?;
@@ -180,6 +184,7 @@ async fn serve(flags: &Flags) -> Result<()> {
         engine,
         Events::new(publisher, flags.namespace.clone()),
         exit.clone(),
+        shim_cgroup.clone(),
     ));
     let mut services = create_task(service.clone());
     if let Some(v2) = create_task(service).remove(TASK_V3) {
@@ -206,7 +211,32 @@ async fn serve(flags: &Flags) -> Result<()> {
     exit.wait().await;
     let _ = server.shutdown().await;
     let _ = std::fs::remove_file(&socket);
+    if let Some(cg) = shim_cgroup {
+        cg.leave();
+    }
     Ok(())
+}
+
+/// Moves the shim into its leaf under the pod's cgroup, read from the first container's
+/// spec (the sandbox's, in Kubernetes). Without one, or when the kernel refuses, the shim
+/// stays where containerd started it and says so.
+fn join_pod_cgroup(config: &Path, id: &str) -> Option<Arc<ShimCgroup>> {
+    let text = std::fs::read_to_string(config).ok()?;
+    let spec: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let path = spec["linux"]["cgroupsPath"]
+        .as_str()
+        .filter(|p| !p.is_empty())?;
+    let group = grouping_id(config).unwrap_or_else(|| id.to_string());
+    match ShimCgroup::join(&CgroupsPath::parse(path), &group) {
+        Ok(cg) => {
+            tracing::info!(leaf = %cg.leaf().display(), version = ?cg.version(), "shim charged to its pod's cgroup");
+            Some(Arc::new(cg))
+        }
+        Err(e) => {
+            tracing::warn!(cgroups_path = path, error = %e, "could not join the pod's cgroup; the shim's memory and CPU are charged outside the pod");
+            None
+        }
+    }
 }
 
 fn bind(socket: &str) -> Result<std::os::unix::net::UnixListener> {

@@ -11,7 +11,7 @@ use containerd_shim_protos::api::CreateTaskRequest;
 use oci_spec::runtime::Spec;
 use wasmpod_runtime::{Guest, Program, Wasm, WasmEngine, World};
 
-use crate::cgroup::ThreadCgroup;
+use crate::cgroup::{ShimCgroup, ThreadCgroup};
 use crate::container::{Container, Kind, NativeRun, ThreadSetup, WasmRun, unmount};
 use crate::content::ContentStore;
 use crate::error::{Error, IoContext, Result};
@@ -27,6 +27,7 @@ pub struct Prepare<'a> {
     pub engine: &'a Arc<WasmEngine>,
     pub store: Option<&'a ContentStore>,
     pub systemd_cgroup: bool,
+    pub shim_cgroup: Option<&'a ShimCgroup>,
 }
 
 impl Prepare<'_> {
@@ -160,8 +161,8 @@ impl Prepare<'_> {
         config.stderr = open_output(&stdio.stderr)?;
         config.network = matches!(netns, NetNs::Joined(_));
         let guest = Guest::new(config).map_err(runtime_error(&id, "guest"))?;
-        let cgroup = ThreadCgroup::from_spec(spec)
-            .io_context(|| format!("set up the cgroup of container {id}"))?;
+        let cgroup = ThreadCgroup::create(spec, &id, self.shim_cgroup)
+            .io_context(|| format!("set up the CPU cgroup of container {id}"))?;
         let setup = Arc::new(ThreadSetup::default());
         let http_addr = matches!(program, Program::Http(_)).then(|| settings.http_addr());
         let workers = if matches!(program, Program::Http(_)) {

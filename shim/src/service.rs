@@ -18,6 +18,7 @@ use containerd_shim_protos::types::task::ProcessInfo;
 use tokio::sync::{Mutex, OnceCell};
 use wasmpod_runtime::WasmEngine;
 
+use crate::cgroup::ShimCgroup;
 use crate::container::{Container, Status};
 use crate::content::ContentStore;
 use crate::error::Error;
@@ -35,6 +36,7 @@ pub struct Service {
     store: OnceCell<Option<ContentStore>>,
     containers: Mutex<HashMap<String, Arc<Container>>>,
     exit: Arc<ExitSignal>,
+    shim_cgroup: Option<Arc<ShimCgroup>>,
 }
 
 impl Service {
@@ -44,6 +46,7 @@ impl Service {
         engine: Arc<WasmEngine>,
         events: Events,
         exit: Arc<ExitSignal>,
+        shim_cgroup: Option<Arc<ShimCgroup>>,
     ) -> Self {
         Self {
             namespace,
@@ -53,6 +56,7 @@ impl Service {
             store: OnceCell::new(),
             containers: Mutex::default(),
             exit,
+            shim_cgroup,
         }
     }
 
@@ -115,6 +119,7 @@ impl Task for Service {
             engine: &self.engine,
             store,
             systemd_cgroup: crate::options::systemd_cgroup(req.options.as_ref()),
+            shim_cgroup: self.shim_cgroup.as_deref(),
         };
         let container = match prepare.container(&req).await {
             Ok(c) => c,
@@ -227,7 +232,15 @@ impl Task for Service {
 
     async fn stats(&self, _ctx: &TtrpcContext, req: StatsRequest) -> TtrpcResult<StatsResponse> {
         let c = self.get(&req.id).await?;
-        let stats = stats::collect(&c)?;
+        let share = match &self.shim_cgroup {
+            Some(cg) if matches!(c.kind, crate::container::Kind::Wasm(_)) => {
+                let all: Vec<Arc<Container>> =
+                    self.containers.lock().await.values().cloned().collect();
+                stats::runtime_share(cg, &all)
+            }
+            _ => stats::RuntimeShare::default(),
+        };
+        let stats = stats::collect(&c, share)?;
         Ok(StatsResponse {
             stats: Some(stats).into(),
             ..Default::default()

@@ -12,7 +12,7 @@ use containerd_shim_protos::protobuf::Message;
 
 use std::time::Duration;
 
-use support::{Containerd, NetNs, Registry, component, text};
+use support::{Containerd, NetNs, Registry, cgroups, component, text};
 use wasmpod_testkit::{Tier, tests};
 
 const POD: &str = "io.kubernetes.cri.sandbox-id=";
@@ -543,7 +543,7 @@ fn version_and_info_flags_answer_without_containerd() {
     assert!(!info.version.version.is_empty());
 }
 
-fn stats_report_the_guests_cpu_and_memory() {
+fn stats_report_what_serving_the_container_costs() {
     let cd = Containerd::start();
     let ns = NetNs::new("wp-stats");
     start_http(&cd, &ns, "web", "pod-s", &["--memory-limit", "134217728"]);
@@ -554,50 +554,140 @@ fn stats_report_the_guests_cpu_and_memory() {
     for _ in 0..50 {
         ns.curl("http://127.0.0.1:8080/", Duration::from_secs(5));
     }
-    // Guest memory is what live instances hold: keep one request in flight while sampling.
-    let slow = std::thread::spawn(|| {
-        support::run(std::process::Command::new("ip").args([
-            "netns",
-            "exec",
-            "wp-stats",
-            "curl",
-            "-s",
-            "http://127.0.0.1:8080/sleep?ms=2000",
-        ]))
-    });
-    std::thread::sleep(Duration::from_millis(700));
-    let out = cd.ctr(&["task", "metrics", "--format", "json", "web"]);
-    let _ = slow.join();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metrics json");
-    let cpu = json["cpu"]["usage"]["total"]
-        .as_u64()
-        .or_else(|| json["cpu"]["usage_usec"].as_u64())
-        .unwrap_or(0);
-    let mem = json["memory"]["usage"]["usage"]
-        .as_u64()
-        .or_else(|| json["memory"]["usage"].as_u64())
-        .unwrap_or(0);
-    let limit = json["memory"]["usage"]["limit"]
-        .as_u64()
-        .or_else(|| json["memory"]["usage_limit"].as_u64())
-        .unwrap_or(0);
-    assert!(cpu > 0, "CPU time of the guest's threads: {json}");
-    assert!(mem > 0, "guest linear memory: {json}");
+    let pid = task_pid(&cd, "web");
+    // The whole shim sits in its leaf beside the container's cgroup (ctr's cgroupsPath is
+    // /<namespace>/<id>), its guest's threads in the container's CPU cgroup inside it.
+    let leaf = cgroups::shim_leaf("memory", support::NS, "pod-s");
+    assert_eq!(cgroups::procs(&leaf), vec![pid], "{}", leaf.display());
+    let guest = cgroups::guest_dir("cpuacct", support::NS, "pod-s", "web");
+    let tids = cgroups::threads(&guest);
+    assert!(!tids.is_empty(), "no thread in {}", guest.display());
+    for tid in &tids {
+        assert!(
+            std::path::Path::new(&format!("/proc/{pid}/task/{tid}")).exists(),
+            "{} holds {tid}, not a thread of the shim ({pid})",
+            guest.display()
+        );
+    }
+    assert!(
+        cgroups::cpu_ns(&guest) > 0,
+        "no CPU charged to {}",
+        guest.display()
+    );
+    let charged = cgroups::memory_bytes(&leaf);
+    assert!(
+        charged > 4 << 20,
+        "the runtime's memory is charged to the pod: {charged} B"
+    );
+
+    // Idle (no request in flight, so no live guest memory), the container still reports what
+    // the runtime costs to serve it: its share of the leaf.
+    let json = metrics(&cd, "web");
+    let (cpu, mem, limit) = (
+        json["cpu"]["usage"]["total"]
+            .as_u64()
+            .or_else(|| json["cpu"]["usage_usec"].as_u64().map(|us| us * 1000))
+            .unwrap_or(0),
+        json["memory"]["usage"]["usage"]
+            .as_u64()
+            .or_else(|| json["memory"]["usage"].as_u64())
+            .unwrap_or(0),
+        json["memory"]["usage"]["limit"]
+            .as_u64()
+            .or_else(|| json["memory"]["usage_limit"].as_u64())
+            .unwrap_or(0),
+    );
+    assert!(
+        cpu >= cgroups::cpu_ns(&guest),
+        "CPU of the guest and its share of the runtime: {json}"
+    );
+    assert!(
+        mem > 4 << 20,
+        "an idle HTTP app still costs the runtime's memory: {json}"
+    );
+    assert!(
+        mem <= cgroups::memory_bytes(&leaf) + (1 << 20),
+        "no more than the leaf holds: {json}"
+    );
     assert_eq!(limit, 134_217_728, "{json}");
-    guest_threads_are_in_the_container_cgroup(&cd, "web");
+
+    // Once its last container is gone the shim leaves the pod's cgroup and removes its leaf,
+    // so the pod's cgroup can go.
+    cd.cleanup("web");
+    assert!(
+        support::wait_until(Duration::from_secs(20), || !leaf.exists()),
+        "{} is still there after the shim exited",
+        leaf.display()
+    );
 }
 
-/// cgroup v1: the guest's runtime threads sit in the container's cpu and cpuacct cgroups
-/// (ctr's cgroupsPath is /<namespace>/<id>), and the CPU they used is charged there.
-fn guest_threads_are_in_the_container_cgroup(cd: &Containerd, id: &str) {
-    let root = std::path::Path::new("/sys/fs/cgroup");
-    assert!(
-        !root.join("cgroup.controllers").exists(),
-        "cgroup v2 host: the shim does not place guest threads in cgroups there yet"
-    );
+/// A spinning guest limited to 200m gets about a fifth of a core, measured from its cgroup,
+/// for both forms of cgroupsPath: cgroupfs (ctr's default) and systemd's `slice:prefix:name`.
+fn cpu_limit_applies_to_a_spinning_guest() {
+    let cd = Containerd::start();
+    let img = cd.import_rootfs("infinite-loop", "infinite-loop", "/loop.wasm");
+    let forms = [
+        ("spin-fs", None, support::NS.to_string()),
+        (
+            "spin-sd",
+            Some("wasmpodtest-spin.slice:cri-containerd:spin-sd"),
+            "wasmpodtest.slice/wasmpodtest-spin.slice".to_string(),
+        ),
+    ];
+    for (id, path, _) in &forms {
+        let mut args = vec!["run", "-d", "--runtime", support::RUNTIME, "--cpus", "0.2"];
+        if let Some(p) = path {
+            args.extend(["--cgroup", p]);
+        }
+        args.extend([img.as_str(), id]);
+        let out = cd.ctr(&args);
+        assert!(
+            out.status.success(),
+            "ctr run {id}: {}\n{}",
+            text(&out.stderr),
+            cd.log()
+        );
+    }
+    let dirs: Vec<_> = forms
+        .iter()
+        .map(|(id, _, parent)| cgroups::guest_dir("cpuacct", parent, id, id))
+        .collect();
+    for d in &dirs {
+        assert!(
+            support::wait_until(Duration::from_secs(20), || d.exists()
+                && !cgroups::threads(d).is_empty()),
+            "{} never held the guest's threads\n{}",
+            d.display(),
+            cd.log()
+        );
+    }
+    let before: Vec<u64> = dirs.iter().map(|d| cgroups::cpu_ns(d)).collect();
+    let t0 = std::time::Instant::now();
+    std::thread::sleep(Duration::from_secs(4));
+    let wall = t0.elapsed().as_nanos() as f64;
+    for ((d, b), (id, _, _)) in dirs.iter().zip(before).zip(&forms) {
+        let cores = (cgroups::cpu_ns(d) - b) as f64 / wall;
+        eprintln!("{id}: {cores:.3} cores with a 0.2 limit ({})", d.display());
+        assert!(cores <= 0.25, "{id}: {cores:.3} cores, limit 0.2");
+        assert!(
+            cores >= 0.05,
+            "{id}: {cores:.3} cores: the guest is not spinning"
+        );
+    }
+    for (id, _, _) in &forms {
+        cd.cleanup(id);
+    }
+    cgroups::remove_tree(&cgroups::hierarchy("cpu").join("wasmpodtest.slice"));
+    if !cgroups::is_v2() {
+        for h in ["memory", "cpuacct", "pids", "blkio"] {
+            cgroups::remove_tree(&cgroups::hierarchy(h).join("wasmpodtest.slice"));
+        }
+    }
+}
+
+fn task_pid(cd: &Containerd, id: &str) -> u32 {
     let out = cd.ctr(&["task", "ls"]);
-    let pid: u32 = text(&out.stdout)
+    text(&out.stdout)
         .lines()
         .find_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
@@ -605,32 +695,13 @@ fn guest_threads_are_in_the_container_cgroup(cd: &Containerd, id: &str) {
                 .then(|| f[1].parse().ok())
                 .flatten()
         })
-        .unwrap_or_else(|| panic!("no task {id}: {}", text(&out.stdout)));
-    for controller in ["cpu", "cpuacct"] {
-        let dir = root.join(controller).join(support::NS).join(id);
-        let tasks = std::fs::read_to_string(dir.join("tasks"))
-            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-        let tids: Vec<&str> = tasks.split_whitespace().collect();
-        assert!(!tids.is_empty(), "no thread in {}", dir.display());
-        for tid in tids {
-            assert!(
-                std::path::Path::new(&format!("/proc/{pid}/task/{tid}")).exists(),
-                "{} holds {tid}, not a thread of the shim ({pid})",
-                dir.display()
-            );
-        }
-    }
-    let usage = std::fs::read_to_string(
-        root.join("cpuacct")
-            .join(support::NS)
-            .join(id)
-            .join("cpuacct.usage"),
-    )
-    .expect("cpuacct.usage");
-    assert!(
-        usage.trim().parse::<u64>().unwrap_or(0) > 0,
-        "cpuacct.usage {usage}"
-    );
+        .unwrap_or_else(|| panic!("no task {id}: {}", text(&out.stdout)))
+}
+
+fn metrics(cd: &Containerd, id: &str) -> serde_json::Value {
+    let out = cd.ctr(&["task", "metrics", "--format", "json", id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("metrics json")
 }
 
 fn main() {
@@ -654,7 +725,8 @@ fn main() {
             unsupported_calls_answer_unimplemented,
             guests_make_outgoing_http_requests_from_the_pod_network,
             version_and_info_flags_answer_without_containerd,
-            stats_report_the_guests_cpu_and_memory,
+            stats_report_what_serving_the_container_costs,
+            cpu_limit_applies_to_a_spinning_guest,
         ],
     );
 }

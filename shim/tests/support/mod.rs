@@ -14,6 +14,8 @@ use wasmpod_testkit::paths;
 pub const RUNTIME: &str = wasmpod_oci::names::RUNTIME_TYPE;
 pub const NS: &str = "wasmpod-test";
 
+pub mod cgroups;
+
 /// Which containerd the suite runs against: `WASMPOD_TEST_CONTAINERD=2` (default) or `1.7`.
 pub fn containerd_flavor() -> String {
     std::env::var("WASMPOD_TEST_CONTAINERD").unwrap_or_else(|_| "2".into())
@@ -413,5 +415,19 @@ impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Polls `cond` every 50 ms until it holds or `timeout` passes; true when it held.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs inside the VM of e2e/vm/run.sh as its first command: makes the guest a usable node,
+# then runs the job file's command.
+set -euo pipefail
+job=$1 cache=$2
+mkdir -p "$cache" && mount --bind /mnt "$cache"
+# /tmp and containerd's usual dirs are overlays on a 9p root: overlayfs cannot use them as an
+# upper directory for containers' rootfs, so give them real tmpfs.
+for d in /tmp /var/lib/containerd /run/containerd /var/lib/wasmpod; do
+  mkdir -p "$d" && mount -t tmpfs -o mode=1777 tmpfs "$d"
+done
+for m in overlay veth bridge br_netfilter nf_tables nft_chain_nat nft_compat nf_nat nf_conntrack \
+  xt_conntrack xt_MASQUERADE xt_mark xt_comment iptable_nat iptable_filter ip_tables vxlan; do
+  modprobe -q "$m" 2>/dev/null || true
+done
+ip link set lo up
+echo "wasmpod-vm: $(uname -r), cgroup $(stat -fc %T /sys/fs/cgroup), $(nproc) cpus" >&2
+# shellcheck disable=SC1090
+source "$job"
+exec "$@"

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# usage: e2e/vm/run.sh [--cpus N] [--memory SIZE] [--rwdir DIR]... -- COMMAND [ARG...]
+#
+# Runs COMMAND as root on a cgroup v2 node: a VM booting Debian's kernel under qemu's software
+# emulation (KVM cannot run a stock kernel on this machine; see e2e/vm/README.md), with this
+# machine's root filesystem shared read-only, so everything built here (containerd, runc, the
+# shim, test binaries) runs inside unchanged. Writes inside vanish with the VM, except under a
+# --rwdir. The caller's WASMPOD_*, CI and RUST_* variables and working directory carry over.
+# The exit status is COMMAND's.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+cpus=2 memory=2G rwdirs=()
+while (($#)); do
+  case $1 in
+    --cpus) cpus=$2; shift 2 ;;
+    --memory) memory=$2; shift 2 ;;
+    --rwdir) rwdirs+=(--rwdir "$2"); shift 2 ;;
+    --) shift; break ;;
+    *) echo "usage: $0 [--cpus N] [--memory SIZE] [--rwdir DIR]... -- COMMAND [ARG...]" >&2; exit 2 ;;
+  esac
+done
+(($#)) || { echo "$0: no command" >&2; exit 2; }
+
+kernel=$("$here/kernel.sh")
+command -v vng >/dev/null || { echo "$0: virtme-ng is not installed (scripts/install-deps.sh --vm)" >&2; exit 1; }
+
+# What the guest needs from us travels in a file on a shared directory: vng's --exec takes one
+# command line and passes no environment.
+# Not under /tmp: the guest mounts a fresh tmpfs there.
+# shellcheck source=../../scripts/paths.sh
+source "$here/../../scripts/paths.sh"
+mkdir -p "$WASMPOD_CACHE/vm"
+share=$(mktemp -d "$WASMPOD_CACHE/vm/job.XXXXXX")
+trap 'rm -rf "$share"' EXIT
+{
+  env | grep -E '^(WASMPOD_[A-Z0-9_]*|CI|RUST_[A-Z_]*|CARGO_TARGET_DIR)=' | sed 's/^/export /; s/=\(.*\)$/=\x27\1\x27/'
+  printf 'cd %q\n' "$PWD"
+  printf 'set --'; printf ' %q' "$@"; printf '\n'
+} > "$share/job.sh"
+
+# vng's qemu opens its stdout and stderr itself, truncating regular files: always pipe them.
+# virtme-ng puts a tmpfs on /var/cache: guest.sh binds the build cache back, read-only.
+vng --disable-kvm --run "$kernel" --cpus "$cpus" --memory "$memory" \
+  --rodir "/mnt=$WASMPOD_CACHE" --rwdir "/media=$share" "${rwdirs[@]}" \
+  --exec "bash $here/guest.sh /media/job.sh $WASMPOD_CACHE" > >(cat) 2> >(cat >&2)
