@@ -10,7 +10,7 @@ export CARGO_TARGET_DIR ?= $(shell scripts/paths.sh target)
 # building one package alone would compile the shared dependencies a second time.
 CARGO_TEST := cargo test --release --workspace
 
-.PHONY: help deps go-deps build components generate verify lint fmt images chart-lint chart-dry-run \
+.PHONY: help deps go-deps build components generate verify lint fmt images chart-lint chart-dry-run test-shim-v2 \
         check test test-unit test-integration test-shim test-operator test-installer test-cluster test-install \
         bench bench-shim bench-operator
 
@@ -55,6 +55,10 @@ test-shim: build components ## Shim under real containerd 2.x and 1.7, driven by
 	WASMPOD_REQUIRE_CONTAINERD=1 WASMPOD_TEST_CONTAINERD=2 $(CARGO_TEST) --test containerd -- --test-threads=1
 	WASMPOD_REQUIRE_CONTAINERD=1 WASMPOD_TEST_CONTAINERD=1.7 $(CARGO_TEST) --test containerd -- --test-threads=1
 
+test-shim-v2: build components ## Shim under containerd 2.x on a cgroup v2 VM node (e2e/vm: qemu, slow)
+	@e2e/build-deps.sh containerd2
+	@e2e/vm/test-shim.sh
+
 test-operator: deps ## Operator and installer against a real etcd + kube-apiserver; CRD, image, samples
 	@e2e/build-deps.sh etcd kubernetes
 	$(CARGO_TEST) --test crd --test image --test samples
@@ -84,7 +88,7 @@ test-install: build components go-deps ## Fresh bare cluster: images, helm insta
 
 check: lint verify test-unit kind-config-check ## The fast lane: fmt, clippy, unit tests, generated files, static kind checks (no root, no cluster)
 
-test-integration: test-shim test-operator test-installer chart-lint chart-dry-run test-cluster test-install ## Every tier that needs real containerd, an apiserver or the cluster
+test-integration: test-shim test-shim-v2 test-operator test-installer chart-lint chart-dry-run test-cluster test-install ## Every tier that needs real containerd, an apiserver or the cluster
 
 # `check` first: a simple mistake fails in minutes, before any integration tier starts.
 test: check test-integration ## Everything CI runs (.ci/run): `check`, then the integration tiers

@@ -15,6 +15,8 @@ APT_PACKAGES=(
   libssl-dev pkg-config      # oci-pack (test image packer) links OpenSSL through oci-client
   buildah                    # builds the images from their Dockerfiles without a Docker engine
   wrk hyperfine              # benchmarks
+  qemu-system-x86            # the cgroup v2 VM node (e2e/vm), software-emulated
+  linux-image-amd64          # its kernel (in /boot; the running kernel is not changed)
 )
 
 missing=()
@@ -31,6 +33,9 @@ for t in wasm32-wasip2 wasm32-wasip1; do
   rustup target list --installed | grep -qx "$t" || rustup target add "$t"
 done
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+
+# virtme-ng boots the VM node with this machine's root filesystem shared read-only.
+command -v vng >/dev/null || python3 -m pip install --quiet "virtme-ng==1.42"
 
 # The chart and kind config checks parse YAML with PyYAML.
 python3 -c 'import yaml' 2>/dev/null || python3 -m pip install --quiet pyyaml

@@ -4,6 +4,7 @@
 #   $REGISTRY/wasmpod-test/wasm-http:artifact   hello-http as the CNCF Wasm OCI artifact
 #   $REGISTRY/wasmpod-test/wasm-http:layer      hello-http in a component layer
 #   $REGISTRY/wasmpod-test/http-get:rootfs      http-get, a command fetching $TARGET_URL
+#   $REGISTRY/wasmpod-test/memory-hog:rootfs    memory-hog, a command allocating until refused
 # Prints `NAME=reference` lines for the tests. Idempotent and quick when warm.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -21,12 +22,15 @@ img=$REGISTRY/wasmpod-test
 "$pack" artifact --wasm "$comp/hello-http.wasm" --name "$img/wasm-http:artifact" --out "$work/b.tar" >/dev/null
 "$pack" layer --wasm "$comp/hello-http.wasm" --media-type application/vnd.bytecodealliance.wasm.component.layer.v0+wasm --name "$img/wasm-http:layer" --out "$work/c.tar" >/dev/null
 "$pack" rootfs --wasm "$comp/http-get.wasm" --entrypoint /get.wasm --name "$img/http-get:rootfs" --out "$work/d.tar" >/dev/null
+"$pack" rootfs --wasm "$comp/memory-hog.wasm" --entrypoint /hog.wasm --name "$img/memory-hog:rootfs" --out "$work/e.tar" >/dev/null
 push "$img/wasm-http:rootfs" "$work/a.tar"
 push "$img/wasm-http:artifact" "$work/b.tar"
 push "$img/wasm-http:layer" "$work/c.tar"
 push "$img/http-get:rootfs" "$work/d.tar"
+push "$img/memory-hog:rootfs" "$work/e.tar"
 echo "WASM_HTTP_IMAGE=$img/wasm-http:rootfs"
 echo "WASM_ARTIFACT_IMAGE=$img/wasm-http:artifact"
 echo "WASM_LAYER_IMAGE=$img/wasm-http:layer"
 echo "WASM_CLIENT_IMAGE=$img/http-get:rootfs"
+echo "WASM_HOG_IMAGE=$img/memory-hog:rootfs"
 

@@ -38,8 +38,10 @@ trap 'rm -rf "$share"' EXIT
   printf 'set --'; printf ' %q' "$@"; printf '\n'
 } > "$share/job.sh"
 
+# Multi-threaded TCG (one host thread per vCPU) with a bigger translation cache.
+qemu_opts=${WASMPOD_VM_QEMU_OPTS:--accel tcg,thread=multi,tb-size=512}
 # vng's qemu opens its stdout and stderr itself, truncating regular files: always pipe them.
 # virtme-ng puts a tmpfs on /var/cache: guest.sh binds the build cache back, read-only.
 vng --disable-kvm --run "$kernel" --cpus "$cpus" --memory "$memory" \
   --rodir "/mnt=$WASMPOD_CACHE" --rwdir "/media=$share" "${rwdirs[@]}" \
-  --exec "bash $here/guest.sh /media/job.sh $WASMPOD_CACHE" > >(cat) 2> >(cat >&2)
+  --qemu-opts="$qemu_opts" --exec "bash $here/guest.sh /media/job.sh $WASMPOD_CACHE" > >(cat) 2> >(cat >&2)

@@ -187,11 +187,13 @@ fn http_component_serves_in_the_pod_network_namespace_and_drains_on_sigterm() {
     // Handler output reaches the container's stdout.
     ns.curl("http://127.0.0.1:8080/print", Duration::from_secs(5))
         .expect("print");
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(
+    let logged = |line: &str| {
         std::fs::read_to_string(&log)
             .unwrap_or_default()
-            .contains("handled /print"),
+            .contains(line)
+    };
+    assert!(
+        support::wait_until(Duration::from_secs(10), || logged("handled /print")),
         "handler prints reach the log"
     );
 
@@ -209,7 +211,11 @@ fn http_component_serves_in_the_pod_network_namespace_and_drains_on_sigterm() {
         ]));
         text(&out.stdout)
     });
-    std::thread::sleep(Duration::from_millis(400));
+    // SIGTERM only once the handler runs (it logs before sleeping).
+    assert!(
+        support::wait_until(Duration::from_secs(20), || logged("sleeping 1500 ms")),
+        "the slow request never reached the handler"
+    );
     assert!(
         cd.ctr(&["task", "kill", "-s", "SIGTERM", "web"])
             .status
@@ -324,7 +330,11 @@ fn bad_inputs_fail_clearly_and_the_pod_shim_keeps_serving() {
     let mut args = with_pod.to_vec();
     args.extend(["--memory-limit", "67108864"]);
     let (code, out, err) = cd.run_rm(&img, "hog", &args);
-    std::thread::sleep(Duration::from_millis(300));
+    let oom_seen = support::wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(&events)
+            .unwrap_or_default()
+            .contains("/tasks/oom")
+    });
     let _ = ev.kill();
     let _ = ev.wait();
     assert_eq!(code, 137, "{out}{err}");
@@ -333,10 +343,7 @@ fn bad_inputs_fail_clearly_and_the_pod_shim_keeps_serving() {
         "{err}"
     );
     let evs = std::fs::read_to_string(&events).unwrap_or_default();
-    assert!(
-        evs.contains("/tasks/oom"),
-        "TaskOOM event published:\n{evs}"
-    );
+    assert!(oom_seen, "TaskOOM event published:\n{evs}");
 
     // An infinite loop stops at once on SIGKILL.
     let img = cd.import_rootfs("loop", "infinite-loop", "/loop.wasm");
@@ -344,7 +351,14 @@ fn bad_inputs_fail_clearly_and_the_pod_shim_keeps_serving() {
     args.extend(with_pod);
     args.extend([img.as_str(), "loop"]);
     assert!(cd.ctr(&args).status.success());
-    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        support::wait_until(Duration::from_secs(20), || {
+            text(&cd.ctr(&["task", "ls"]).stdout)
+                .lines()
+                .any(|l| l.starts_with("loop ") && l.contains("RUNNING"))
+        }),
+        "the loop never ran"
+    );
     assert!(
         cd.ctr(&["task", "kill", "-s", "SIGKILL", "loop"])
             .status

@@ -22,6 +22,7 @@ WASM_HTTP_IMAGE=${WASM_HTTP_IMAGE:-}
 WASM_CLIENT_IMAGE=${WASM_CLIENT_IMAGE:-}
 WASM_ARTIFACT_IMAGE=${WASM_ARTIFACT_IMAGE:-}
 WASM_LAYER_IMAGE=${WASM_LAYER_IMAGE:-}
+WASM_HOG_IMAGE=${WASM_HOG_IMAGE:-}
 NS=${NS:-wasmpod-e2e-$(date +%s)-$RANDOM}
 K="$KUBECTL -n $NS"
 
@@ -337,6 +338,89 @@ EOF
   [[ $($K get hpa auto -o jsonpath='{.spec.scaleTargetRef.kind}') == WasmApp ]] || fail "HPA does not target the WasmApp"
 }
 
+# What a Wasm pod costs is charged to the pod: the pod's shim sits in its leaf under the pod's
+# cgroup, the kubelet's /stats/summary and crictl stats show an idle Wasm container's memory
+# (its share of the runtime) and CPU in the right units, and a guest growing past its memory
+# limit is OOMKilled, with the reason shown, while another Wasm pod keeps serving.
+test_wasm_pod_cost_is_charged_to_the_pod() {
+  [[ -x $WASMPOD_SHIM ]] || skip "shim $WASMPOD_SHIM not built yet"
+  [[ -n $WASM_HTTP_IMAGE && -n $WASM_HOG_IMAGE ]] || skip "WASM_HTTP_IMAGE/WASM_HOG_IMAGE not set yet"
+  apply <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: cost, labels: {app: cost}}
+spec:
+  runtimeClassName: wasmpod
+  containers:
+  - name: app
+    image: $WASM_HTTP_IMAGE
+    ports: [{containerPort: 8080}]
+    resources: {requests: {cpu: 50m, memory: 64Mi}, limits: {cpu: 500m, memory: 128Mi}}
+    readinessProbe:
+      httpGet: {path: /, port: 8080}
+      periodSeconds: 1
+EOF
+  wait_ready cost
+  local uid sandbox cid qos leaf pid charged
+  uid=$($K get pod cost -o jsonpath='{.metadata.uid}')
+  sandbox=$($CRICTL pods --name cost --namespace "$NS" -q | head -n1)
+  cid=$($CRICTL ps --pod "$sandbox" -q | head -n1)
+  qos=$($K get pod cost -o jsonpath='{.status.qosClass}' | tr '[:upper:]' '[:lower:]')
+  if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then leaf=/sys/fs/cgroup; else leaf=/sys/fs/cgroup/memory; fi
+  leaf=$leaf/kubepods/$qos/pod$uid/wasmpod-${sandbox:0:12}
+  [[ -d $leaf ]] || fail "no shim cgroup $leaf"
+  pid=$(head -n1 "$leaf/cgroup.procs")
+  [[ -n $pid && $(readlink "/proc/$pid/exe") == *containerd-shim-wasmpod-v1* ]] ||
+    fail "$leaf holds '$pid', not the pod's shim"
+  charged=$(cat "$leaf/memory.current" 2>/dev/null || cat "$leaf/memory.usage_in_bytes")
+  ((charged > 1024 * 1024)) || fail "only $charged bytes charged to the pod's shim cgroup"
+  echo "shim of pod cost: pid $pid in $leaf, $((charged / 1024 / 1024)) MiB charged to the pod"
+  # The kubelet's view, once it has sampled the container (it caches stats for ~10 s).
+  local summary mem=0 cpu=0 podmem=0 sel
+  sel='.pods[] | select(.podRef.name=="cost" and .podRef.namespace==$ns)'
+  for _ in $(seq 60); do
+    summary=$($KUBECTL get --raw "/api/v1/nodes/$NODE_NAME/proxy/stats/summary")
+    mem=$(jq -r --arg ns "$NS" "$sel"' | .containers[] | select(.name=="app") | .memory.workingSetBytes // 0' <<< "$summary")
+    cpu=$(jq -r --arg ns "$NS" "$sel"' | .containers[] | select(.name=="app") | .cpu.usageCoreNanoSeconds // 0' <<< "$summary")
+    podmem=$(jq -r --arg ns "$NS" "$sel"' | .memory.workingSetBytes // 0' <<< "$summary")
+    ((${mem:-0} > 0 && ${cpu:-0} > 0 && ${podmem:-0} > 0)) && break
+    sleep 1
+  done
+  echo "stats/summary: container app $mem B, $cpu ns CPU; pod $podmem B"
+  ((mem > 1024 * 1024)) || fail "an idle Wasm container reports $mem bytes in /stats/summary (no share of the runtime)"
+  ((mem < 128 * 1024 * 1024)) || fail "container memory $mem is not in bytes"
+  ((cpu > 1000000)) || fail "container CPU $cpu is not in nanoseconds"
+  ((podmem >= mem)) || fail "pod memory $podmem is below its container's $mem: the shim is not charged to the pod"
+  local crimem
+  crimem=$($CRICTL stats -o json "$cid" | jq -r '.stats[0].memory.workingSetBytes.value // 0')
+  echo "crictl stats: container app $crimem B"
+  ((crimem > 1024 * 1024)) || fail "crictl stats reports $crimem bytes for an idle Wasm container"
+  # A guest growing past its limit: OOMKilled, and the other Wasm pod is untouched.
+  apply <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: hog}
+spec:
+  runtimeClassName: wasmpod
+  restartPolicy: Never
+  containers:
+  - name: app
+    image: $WASM_HOG_IMAGE
+    resources: {limits: {memory: 64Mi}}
+EOF
+  local reason=""
+  for _ in $(seq 120); do
+    reason=$($K get pod hog -o jsonpath='{.status.containerStatuses[0].state.terminated.reason}')
+    [[ -n $reason ]] && break
+    sleep 1
+  done
+  echo "memory-hog under 64Mi: $reason"
+  [[ $reason == OOMKilled ]] || { $K describe pod hog | tail -n 20; fail "memory-hog ended with reason '$reason', not OOMKilled"; }
+  [[ $($K get pod cost -o jsonpath='{.status.containerStatuses[0].restartCount}') == 0 ]] || fail "pod cost restarted"
+  local ip; ip=$($K get pod cost -o jsonpath='{.status.podIP}')
+  curl -sf --max-time 5 "http://$ip:8080/" | grep -qx "hello from wasmpod http" || fail "pod cost stopped serving"
+}
+
 # --- main ----------------------------------------------------------------------------------------
 
 $KUBECTL get --raw /readyz >/dev/null 2>&1 || { echo "cluster is not up: run 'make cluster-up'"; echo "0 passed, 1 failed"; exit 1; }
@@ -354,7 +438,8 @@ tests=("$@")
                            test_registry_reachable_from_pods test_egress_guard_in_place
                            test_mixed_cluster_wasm_and_container_pods
                            test_wasm_artifact_and_layer_images_via_cri
-                           test_operator_wasmapp_on_cluster)
+                           test_operator_wasmapp_on_cluster
+                           test_wasm_pod_cost_is_charged_to_the_pod)
 echo "cluster tests in namespace $NS (containerd $CONTAINERD)"
 for t in "${tests[@]}"; do run_test "$t"; done
 summary || exit 1

@@ -4,7 +4,8 @@
 //! Routes (anything else answers like `/`):
 //! - `/`: 200 `hello from wasmpod http\n`
 //! - `/env`: 200, one `env K=V` line per environment variable (sorted)
-//! - `/sleep?ms=N`: sleeps N ms (wasi monotonic clock), then answers like `/` (drain tests)
+//! - `/sleep?ms=N`: prints `sleeping N ms`, sleeps N ms (wasi monotonic clock), then answers
+//!   like `/` (drain tests)
 //! - `/print`: prints `handled /print` to stdout and to stderr, then answers like `/`
 //! - `/echo`: 200 with the request body
 //! - `/status?code=N`: answers with status N (probe tests)
@@ -38,6 +39,8 @@ impl wasi::exports::http::incoming_handler::Guest for HelloHttp {
                 let ms: u64 = query_param(query, "ms")
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(0);
+                // Tests wait for this line to know the request is in flight.
+                println!("sleeping {ms} ms");
                 wasi::clocks::monotonic_clock::subscribe_duration(ms.saturating_mul(1_000_000))
                     .block();
                 (200, HELLO.into())

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# usage: e2e/vm/test-shim.sh [all | TEST...]
+# The shim's containerd tier (shim/tests/containerd.rs) on a cgroup v2 node: built here, run
+# inside the VM of e2e/vm/run.sh (one boot) under containerd 2.x. Fails, never skips, when a
+# prerequisite is missing (WASMPOD_REQUIRE_CONTAINERD=1).
+#
+# By default the tests whose outcome depends on the kernel's cgroup and namespace behaviour
+# (`make test-shim-v2`, in CI); under emulation the whole tier takes over 25 minutes, so `all`
+# is for a change to the tier itself.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+# shellcheck source=../../scripts/paths.sh
+source scripts/paths.sh
+CGROUP_SENSITIVE=(
+  stats_report_what_serving_the_container_costs       # the shim's leaf, threaded CPU cgroups, v2 metrics
+  cpu_limit_applies_to_a_spinning_guest               # cpu.max, cgroupfs and systemd paths
+  http_component_serves_in_the_pod_network_namespace_and_drains_on_sigterm
+  native_sidecar_in_a_wasm_pod_runs_with_runc         # runc's cgroups beside the shim's leaf
+  bad_inputs_fail_clearly_and_the_pod_shim_keeps_serving   # OOM and kill paths, one pod shim
+)
+tests=("$@")
+((${#tests[@]})) || tests=("${CGROUP_SENSITIVE[@]}")
+[[ ${tests[*]} == all ]] && tests=()
+
+bin=$(cargo test --release --workspace --test containerd --no-run --message-format=json |
+  jq -r 'select(.executable != null and .target.name == "containerd") | .executable')
+[[ -x $bin ]] || { echo "$0: no test binary for shim/tests/containerd.rs" >&2; exit 1; }
+# What the tier executes again and again, copied into the VM's RAM (e2e/vm/guest.sh).
+export WASMPOD_VM_RAM_COPY="$bin $WASMPOD_SHIM $(e2e/build-deps.sh --print-dir containerd2) \
+  $WASMPOD_TOOLS_BIN_DIR/oci-pack $WASMPOD_COMPONENTS_DIR $(command -v runc) \
+  $(command -v docker-registry) $(command -v skopeo)"
+cd shim
+# One boot, one run of the binary per test (libtest takes a single filter).
+# shellcheck disable=SC2016  # expanded inside the VM
+WASMPOD_REQUIRE_CONTAINERD=1 WASMPOD_TEST_CONTAINERD=2 "$root/e2e/vm/run.sh" -- bash -c '
+  bin=$1; shift; rc=0
+  if (($# == 0)); then exec "$bin" --test-threads=1; fi
+  for t; do "$bin" --test-threads=1 --exact "$t" || rc=1; done
+  exit $rc' _ "$bin" "${tests[@]}"
