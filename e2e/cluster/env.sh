@@ -52,7 +52,14 @@ REGISTRY_DATA=$STATE/registry
 IMAGE_CACHE=$WASMPOD_CACHE/cluster-images
 
 # Addresses. Pod and service ranges must not overlap this VM's uplink or DNS (10.255.255.53).
-POD_CIDR=10.88.0.0/16
+POD_CIDR=10.88.0.0/16          # the host node's pods
+# The cgroup v2 VM node (node-v2.sh): its pods, the bridge to it, its name.
+VM_POD_CIDR=10.89.0.0/24
+CLUSTER_POD_CIDR=10.88.0.0/15  # both nodes' pods
+VM_BRIDGE=wpvm0
+VM_HOST_IP=10.77.0.1
+VM_IP=10.77.0.2
+VM_NODE=wasmpod-v2
 SVC_CIDR=10.96.0.0/16
 API_SVC_IP=10.96.0.1
 DNS_IP=10.96.0.10

@@ -42,15 +42,15 @@ new_chain() { # new_chain TABLE CHAIN: create it, or empty it to refill
 ensure() {
   [[ -n $UPLINK ]] || die "no default route: cannot tell the uplink interface"
   new_chain filter $OUT
-  iptables -A $OUT -o "$UPLINK" -d "$POD_CIDR" -m conntrack ! --ctstate DNAT -j REJECT
+  iptables -A $OUT -o "$UPLINK" -d "$CLUSTER_POD_CIDR" -m conntrack ! --ctstate DNAT -j REJECT
   iptables -A $OUT -o "$UPLINK" -d "$SVC_CIDR" -j REJECT
   new_chain mangle $BACKSTOP
-  iptables -t mangle -A $BACKSTOP -o "$UPLINK" -d "$POD_CIDR" -j DROP
+  iptables -t mangle -A $BACKSTOP -o "$UPLINK" -d "$CLUSTER_POD_CIDR" -j DROP
   iptables -t mangle -A $BACKSTOP -o "$UPLINK" -d "$SVC_CIDR" -j DROP
   new_chain filter $IN
   iptables -A $IN -i "$UPLINK" -p tcp -m multiport --dports "$PORTS" -j REJECT --reject-with tcp-reset
   iptables -A $IN -i "$UPLINK" -p udp -m multiport --dports 30000:32767 -j REJECT
-  iptables -A $IN -i "$UPLINK" -d "$POD_CIDR" -j REJECT   # forwarded (DNATed NodePort) traffic
+  iptables -A $IN -i "$UPLINK" -d "$CLUSTER_POD_CIDR" -j REJECT   # forwarded (DNATed NodePort) traffic
   jump_first filter OUTPUT $OUT
   jump_first filter FORWARD $OUT $IN
   jump_first filter INPUT $IN

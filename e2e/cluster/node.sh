@@ -54,7 +54,7 @@ kind: KubeProxyConfiguration
 clientConnection: {kubeconfig: $KCFG/kube-proxy.kubeconfig}
 hostnameOverride: $NODE_NAME
 mode: iptables
-clusterCIDR: $POD_CIDR
+clusterCIDR: $CLUSTER_POD_CIDR
 oomScoreAdj: 0
 # Leave the host's conntrack table size and route_localnet sysctl alone (as kind/local-up do).
 conntrack: {maxPerCore: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
