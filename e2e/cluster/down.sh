@@ -18,6 +18,7 @@ if [[ -d $STATE ]]; then
   flock -w 120 9 || die "another cluster-up/down holds $STATE/.lock"
 fi
 
+"$CLUSTER_DIR/node-v2.sh" stop
 "$CLUSTER_DIR/node.sh" stop
 "$CLUSTER_DIR/control-plane.sh" stop
 "$CLUSTER_DIR/registry.sh" stop

@@ -44,6 +44,8 @@ ensure() {
   new_chain filter $OUT
   iptables -A $OUT -o "$UPLINK" -d "$CLUSTER_POD_CIDR" -m conntrack ! --ctstate DNAT -j REJECT
   iptables -A $OUT -o "$UPLINK" -d "$SVC_CIDR" -j REJECT
+  # The cgroup v2 VM node (node-v2.sh) reaches nothing beyond this machine.
+  iptables -A $OUT -i "$VM_BRIDGE" -o "$UPLINK" -j REJECT
   new_chain mangle $BACKSTOP
   iptables -t mangle -A $BACKSTOP -o "$UPLINK" -d "$CLUSTER_POD_CIDR" -j DROP
   iptables -t mangle -A $BACKSTOP -o "$UPLINK" -d "$SVC_CIDR" -j DROP

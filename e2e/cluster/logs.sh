@@ -17,6 +17,12 @@ for c in "${comps[@]}"; do
   printf '\n===== %s (%s) %s =====\n' "$c" "$running" "$f"
   tail -n "$n" "$f"
 done
+# The cgroup v2 VM node's own logs (node-v2.sh), written inside the VM to the shared dir.
+for f in "$STATE"/node-v2/logs/*.log; do
+  [[ -f $f ]] || continue
+  printf '\n===== node-v2: %s =====\n' "$f"
+  tail -n "$n" "$f"
+done
 if [[ -s $ADMIN_KUBECONFIG ]] && $KUBECTL get --raw /readyz >/dev/null 2>&1; then
   printf '\n===== pods =====\n'
   $KUBECTL get pods -A -o wide 2>&1 || true

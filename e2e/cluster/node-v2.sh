@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# usage: node-v2.sh start|stop|status
+# usage: node-v2.sh start|stop|status|add-shim
 # The cluster's second node, `wasmpod-v2`: containerd, kubelet and kube-proxy inside the
 # cgroup v2 VM of e2e/vm (qemu TCG), joined to the host's control plane. The host and the VM
 # share a private bridge ($VM_BRIDGE, $VM_HOST_IP <-> $VM_IP); each node routes the other's pod
 # subnet through it. Nothing of wasmpod is on this node until an installer puts it there.
-# The VM's traffic never leaves through the uplink (FORWARD from the bridge to $UPLINK is
-# rejected), and it reaches the registry through a forwarder on the bridge address.
+# The VM's traffic never leaves through the uplink (guard.sh rejects forwarding from the bridge
+# to $UPLINK), and it reaches the registry through a forwarder on the bridge address.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 source "$CLUSTER_DIR/lib.sh"
@@ -21,13 +21,10 @@ bridge_up() {
   mkdir -p /etc/qemu
   grep -qx "allow $VM_BRIDGE" /etc/qemu/bridge.conf 2>/dev/null || echo "allow $VM_BRIDGE" >> /etc/qemu/bridge.conf
   ip route replace "$VM_POD_CIDR" via "$VM_IP" dev "$VM_BRIDGE"
-  iptables -C FORWARD -i "$VM_BRIDGE" -o "$UPLINK" -j REJECT 2>/dev/null ||
-    iptables -I FORWARD -i "$VM_BRIDGE" -o "$UPLINK" -j REJECT
 }
 
 bridge_down() {
   ip route del "$VM_POD_CIDR" 2>/dev/null || true
-  iptables -D FORWARD -i "$VM_BRIDGE" -o "$UPLINK" -j REJECT 2>/dev/null || true
   ip link del "$VM_BRIDGE" 2>/dev/null || true
 }
 
@@ -95,6 +92,8 @@ resolvConf: $SHARE/resolv.conf
 oomScoreAdj: 0
 imageGCHighThresholdPercent: 100
 evictionHard: {nodefs.available: "0%", nodefs.inodesFree: "0%", imagefs.available: "0%"}
+# Only pods that ask for this node land here: the other tests keep the fast host node.
+registerWithTaints: [{key: wasmpod.io/test-node, value: cgroup-v2, effect: NoSchedule}]
 # Under emulation everything is slow: give the runtime time before calling it unhealthy.
 runtimeRequestTimeout: 10m
 YAML
@@ -130,10 +129,30 @@ start() {
   write_node_files
   registry_forwarder
   log "booting the cgroup v2 VM node $VM_NODE (software emulation: a few minutes)"
-  WASMPOD_VM_RAM_COPY="$K8S_BIN/kubelet $K8S_BIN/kube-proxy $CONTAINERD_BIN $(command -v runc)" \
+  WASMPOD_VM_RAM_COPY="$K8S_BIN/kubelet $K8S_BIN/kube-proxy $CONTAINERD_BIN $(command -v runc) $WASMPOD_SHIM" \
     start_daemon node-v2 "$VM_PIDS" "$LOGS" "$E2E_DIR/vm/run.sh" --cpus 2 --memory 3G \
       --network "bridge=$VM_BRIDGE" --rwdir "$SHARE" -- bash "$CLUSTER_DIR/vm-node.sh" "$SHARE"
   wait_for 600 "node $VM_NODE Ready" node_ready
+}
+
+# Puts the wasmpod runtime into the VM node's containerd (the shim binary of this checkout, run
+# from the read-only build cache), restarts it there and labels the node, as cluster-up does for
+# the host node when the shim exists.
+add_shim() {
+  [[ -x $WASMPOD_SHIM ]] || die "no shim at $WASMPOD_SHIM"
+  if ! grep -q 'runtimes.wasmpod]' "$SHARE/containerd.toml"; then
+    cat >> "$SHARE/containerd.toml" <<TOML
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.wasmpod]
+      runtime_type = "io.containerd.wasmpod.v1"
+      runtime_path = "$WASMPOD_SHIM"
+TOML
+    local before; before=$(cat "$SHARE/containerd-restarts" 2>/dev/null || echo 0)
+    touch "$SHARE/restart-containerd.request"
+    wait_for 300 "containerd restart on $VM_NODE" \
+      bash -c "[[ \$(cat '$SHARE/containerd-restarts' 2>/dev/null || echo 0) -gt $before ]]"
+  fi
+  $KUBECTL label node "$VM_NODE" wasmpod.io/runtime=ready --overwrite >/dev/null
+  log "wasmpod runtime on $VM_NODE"
 }
 
 node_ready() {
@@ -152,5 +171,6 @@ case ${1:-} in
   start) start ;;
   stop) stop ;;
   status) node_ready ;;
+  add-shim) add_shim ;;
   *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
 esac

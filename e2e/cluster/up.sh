@@ -2,7 +2,7 @@
 # `make cluster-up`: boots the local single-node Kubernetes cluster (or, when it is up, re-checks
 # its health: every step below skips what is already done). Processes are detached (setsid/nohup)
 # and outlive this script; `make cluster-down` stops them and undoes every host change.
-# Variables: CONTAINERD=2|1.7, WASMPOD_SHIM=/path/to/containerd-shim-wasmpod-v1, WASMPOD_BARE=1
+# Variables: WASMPOD_V2_NODE=1 (also boot the cgroup v2 VM node, node-v2.sh), CONTAINERD=2|1.7, WASMPOD_SHIM=/path/to/containerd-shim-wasmpod-v1, WASMPOD_BARE=1
 # (nothing of wasmpod on the node: for helm install; see env.sh).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
@@ -48,6 +48,8 @@ EOF
 # kube-proxy prepends its own jumps to the built-in chains; put the guard back on top.
 wait_for 60 "kube-proxy rules" iptables -t nat -n -L KUBE-SERVICES
 "$CLUSTER_DIR/guard.sh" ensure
+# The second node, on cgroup v2 in a VM (slow to boot: only when asked, e.g. by the tests).
+if [[ ${WASMPOD_V2_NODE:-0} == 1 ]]; then "$CLUSTER_DIR/node-v2.sh" start; fi
 
 wait_for 120 "node $NODE_NAME to register" $KUBECTL get node "$NODE_NAME"
 "$CLUSTER_DIR/addons.sh"

@@ -180,12 +180,14 @@ EOF
   echo "pod with image $ref is Ready"
 }
 
-# The egress guard is in place and first in line: the service range never leaves via the uplink.
+# The egress guard is in place and first in line: the pod and service ranges, and anything from
+# the VM node's bridge, never leave via the uplink.
 test_egress_guard_in_place() {
   iptables -S OUTPUT | sed -n 2p | grep -qx -- "-A OUTPUT -j WASMPOD-EGRESS-GUARD" || fail "guard not first in OUTPUT"
   iptables -S FORWARD | sed -n 2p | grep -qx -- "-A FORWARD -j WASMPOD-EGRESS-GUARD" || fail "guard not first in FORWARD"
   local r
-  for r in "-d $POD_CIDR -o $UPLINK .*-j REJECT" "-d $SVC_CIDR -o $UPLINK -j REJECT"; do
+  for r in "-d $CLUSTER_POD_CIDR -o $UPLINK .*-j REJECT" "-d $SVC_CIDR -o $UPLINK -j REJECT" \
+           "-i $VM_BRIDGE -o $UPLINK -j REJECT"; do
     iptables -S WASMPOD-EGRESS-GUARD | grep -Eq -- "$r" || fail "no egress rule matching '$r'"
   done
   iptables -t mangle -S WASMPOD-EGRESS-BACKSTOP | grep -q -- "-d $SVC_CIDR -o $UPLINK -j DROP" || fail "no backstop"
@@ -338,19 +340,45 @@ EOF
   [[ $($K get hpa auto -o jsonpath='{.spec.scaleTargetRef.kind}') == WasmApp ]] || fail "HPA does not target the WasmApp"
 }
 
-# What a Wasm pod costs is charged to the pod: the pod's shim sits in its leaf under the pod's
-# cgroup, the kubelet's /stats/summary and crictl stats show an idle Wasm container's memory
-# (its share of the runtime) and CPU in the right units, and a guest growing past its memory
-# limit is OOMKilled, with the reason shown, while another Wasm pod keeps serving.
-test_wasm_pod_cost_is_charged_to_the_pod() {
-  [[ -x $WASMPOD_SHIM ]] || skip "shim $WASMPOD_SHIM not built yet"
-  [[ -n $WASM_HTTP_IMAGE && -n $WASM_HOG_IMAGE ]] || skip "WASM_HTTP_IMAGE/WASM_HOG_IMAGE not set yet"
+# cgroup_probe NODE POD_UID: runs a privileged one-shot pod on NODE that finds the pod's shim
+# leaf under the node's cgroup tree and prints "LEAF PID EXE MEMORY_BYTES".
+cgroup_probe() {
+  local name=probe-$RANDOM
   apply <<EOF
 apiVersion: v1
 kind: Pod
-metadata: {name: cost, labels: {app: cost}}
+metadata: {name: $name}
+spec:
+  nodeSelector: {kubernetes.io/hostname: $1}
+  tolerations: [{key: wasmpod.io/test-node, operator: Exists}]
+  hostPID: true
+  restartPolicy: Never
+  containers:
+  - name: probe
+    image: $BUSYBOX_IMAGE
+    securityContext: {privileged: true}
+    volumeMounts: [{name: cg, mountPath: /cg, readOnly: true}]
+    command: [sh, -c, 'd=\$(ls -d /cg/kubepods/*/pod$2/wasmpod-* /cg/kubepods/pod$2/wasmpod-* /cg/memory/kubepods/*/pod$2/wasmpod-* /cg/memory/kubepods/pod$2/wasmpod-* 2>/dev/null | head -n1); [ -n "\$d" ] || exit 3; p=\$(head -n1 \$d/cgroup.procs); echo "\$d \$p \$(readlink /proc/\$p/exe) \$(cat \$d/memory.current 2>/dev/null || cat \$d/memory.usage_in_bytes)"']
+  volumes: [{name: cg, hostPath: {path: /sys/fs/cgroup}}]
+EOF
+  run_to_end "$name" 300 | tail -n1
+}
+
+# wasm_pod_cost_on NODE: what a Wasm pod on NODE costs is charged to the pod. Its shim sits in
+# its leaf under the pod's cgroup; the kubelet's /stats/summary (and crictl stats on the host
+# node) show an idle Wasm container's memory (its share of the runtime) and CPU in the right
+# units; a guest growing past its memory limit is OOMKilled with the reason shown while the
+# other Wasm pod keeps serving.
+wasm_pod_cost_on() {
+  local node=$1 t=${2:-120} cost=cost-$1 hog=hog-$1
+  apply <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: $cost, labels: {app: $cost}}
 spec:
   runtimeClassName: wasmpod
+  nodeSelector: {kubernetes.io/hostname: $node}
+  tolerations: [{key: wasmpod.io/test-node, operator: Exists}]
   containers:
   - name: app
     image: $WASM_HTTP_IMAGE
@@ -360,48 +388,46 @@ spec:
       httpGet: {path: /, port: 8080}
       periodSeconds: 1
 EOF
-  wait_ready cost
-  local uid sandbox cid qos leaf pid charged
-  uid=$($K get pod cost -o jsonpath='{.metadata.uid}')
-  sandbox=$($CRICTL pods --name cost --namespace "$NS" -q | head -n1)
-  cid=$($CRICTL ps --pod "$sandbox" -q | head -n1)
-  qos=$($K get pod cost -o jsonpath='{.status.qosClass}' | tr '[:upper:]' '[:lower:]')
-  if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then leaf=/sys/fs/cgroup; else leaf=/sys/fs/cgroup/memory; fi
-  leaf=$leaf/kubepods/$qos/pod$uid/wasmpod-${sandbox:0:12}
-  [[ -d $leaf ]] || fail "no shim cgroup $leaf"
-  pid=$(head -n1 "$leaf/cgroup.procs")
-  [[ -n $pid && $(readlink "/proc/$pid/exe") == *containerd-shim-wasmpod-v1* ]] ||
-    fail "$leaf holds '$pid', not the pod's shim"
-  charged=$(cat "$leaf/memory.current" 2>/dev/null || cat "$leaf/memory.usage_in_bytes")
+  wait_ready "$cost" "$t"
+  local uid probe leaf pid exe charged
+  uid=$($K get pod "$cost" -o jsonpath='{.metadata.uid}')
+  probe=$(cgroup_probe "$node" "$uid") || fail "no shim cgroup under pod $uid on $node"
+  read -r leaf pid exe charged <<< "$probe"
+  [[ $exe == *containerd-shim-wasmpod-v1* ]] || fail "$leaf holds '$pid' ($exe), not the pod's shim"
   ((charged > 1024 * 1024)) || fail "only $charged bytes charged to the pod's shim cgroup"
-  echo "shim of pod cost: pid $pid in $leaf, $((charged / 1024 / 1024)) MiB charged to the pod"
-  # The kubelet's view, once it has sampled the container (it caches stats for ~10 s).
+  echo "shim of pod $cost on $node: pid $pid in ${leaf#/cg}, $((charged / 1024 / 1024)) MiB charged to the pod"
+  # The kubelet's view, once it has sampled the container and the pod (cached for ~10 s).
   local summary mem=0 cpu=0 podmem=0 sel
-  sel='.pods[] | select(.podRef.name=="cost" and .podRef.namespace==$ns)'
-  for _ in $(seq 60); do
-    summary=$($KUBECTL get --raw "/api/v1/nodes/$NODE_NAME/proxy/stats/summary")
-    mem=$(jq -r --arg ns "$NS" "$sel"' | .containers[] | select(.name=="app") | .memory.workingSetBytes // 0' <<< "$summary")
-    cpu=$(jq -r --arg ns "$NS" "$sel"' | .containers[] | select(.name=="app") | .cpu.usageCoreNanoSeconds // 0' <<< "$summary")
-    podmem=$(jq -r --arg ns "$NS" "$sel"' | .memory.workingSetBytes // 0' <<< "$summary")
+  sel='.pods[] | select(.podRef.name==$pod and .podRef.namespace==$ns)'
+  for _ in $(seq 90); do
+    summary=$($KUBECTL get --raw "/api/v1/nodes/$node/proxy/stats/summary")
+    mem=$(jq -r --arg ns "$NS" --arg pod "$cost" "$sel"' | .containers[] | select(.name=="app") | .memory.workingSetBytes // 0' <<< "$summary")
+    cpu=$(jq -r --arg ns "$NS" --arg pod "$cost" "$sel"' | .containers[] | select(.name=="app") | .cpu.usageCoreNanoSeconds // 0' <<< "$summary")
+    podmem=$(jq -r --arg ns "$NS" --arg pod "$cost" "$sel"' | .memory.workingSetBytes // 0' <<< "$summary")
     ((${mem:-0} > 0 && ${cpu:-0} > 0 && ${podmem:-0} > 0)) && break
     sleep 1
   done
-  echo "stats/summary: container app $mem B, $cpu ns CPU; pod $podmem B"
+  echo "stats/summary on $node: container app $mem B, $cpu ns CPU; pod $podmem B"
   ((mem > 1024 * 1024)) || fail "an idle Wasm container reports $mem bytes in /stats/summary (no share of the runtime)"
   ((mem < 128 * 1024 * 1024)) || fail "container memory $mem is not in bytes"
   ((cpu > 1000000)) || fail "container CPU $cpu is not in nanoseconds"
   ((podmem >= mem)) || fail "pod memory $podmem is below its container's $mem: the shim is not charged to the pod"
-  local crimem
-  crimem=$($CRICTL stats -o json "$cid" | jq -r '.stats[0].memory.workingSetBytes.value // 0')
-  echo "crictl stats: container app $crimem B"
-  ((crimem > 1024 * 1024)) || fail "crictl stats reports $crimem bytes for an idle Wasm container"
-  # A guest growing past its limit: OOMKilled, and the other Wasm pod is untouched.
+  if [[ $node == "$NODE_NAME" ]]; then
+    local sandbox cid crimem
+    sandbox=$($CRICTL pods --name "$cost" --namespace "$NS" -q 2>/dev/null | head -n1)
+    cid=$($CRICTL ps --pod "$sandbox" -q 2>/dev/null | head -n1)
+    crimem=$($CRICTL stats -o json "$cid" 2>/dev/null | jq -r '.stats[0].memory.workingSetBytes.value // 0')
+    echo "crictl stats: container app $crimem B"
+    ((crimem > 1024 * 1024)) || fail "crictl stats reports $crimem bytes for an idle Wasm container"
+  fi
   apply <<EOF
 apiVersion: v1
 kind: Pod
-metadata: {name: hog}
+metadata: {name: $hog}
 spec:
   runtimeClassName: wasmpod
+  nodeSelector: {kubernetes.io/hostname: $node}
+  tolerations: [{key: wasmpod.io/test-node, operator: Exists}]
   restartPolicy: Never
   containers:
   - name: app
@@ -409,16 +435,121 @@ spec:
     resources: {limits: {memory: 64Mi}}
 EOF
   local reason=""
-  for _ in $(seq 120); do
-    reason=$($K get pod hog -o jsonpath='{.status.containerStatuses[0].state.terminated.reason}')
+  for _ in $(seq "$t"); do
+    reason=$($K get pod "$hog" -o jsonpath='{.status.containerStatuses[0].state.terminated.reason}')
     [[ -n $reason ]] && break
     sleep 1
   done
-  echo "memory-hog under 64Mi: $reason"
-  [[ $reason == OOMKilled ]] || { $K describe pod hog | tail -n 20; fail "memory-hog ended with reason '$reason', not OOMKilled"; }
-  [[ $($K get pod cost -o jsonpath='{.status.containerStatuses[0].restartCount}') == 0 ]] || fail "pod cost restarted"
-  local ip; ip=$($K get pod cost -o jsonpath='{.status.podIP}')
-  curl -sf --max-time 5 "http://$ip:8080/" | grep -qx "hello from wasmpod http" || fail "pod cost stopped serving"
+  echo "memory-hog under 64Mi on $node: $reason"
+  [[ $reason == OOMKilled ]] || { $K describe pod "$hog" | tail -n 20; fail "memory-hog ended with reason '$reason', not OOMKilled"; }
+  [[ $($K get pod "$cost" -o jsonpath='{.status.containerStatuses[0].restartCount}') == 0 ]] || fail "pod $cost restarted"
+  local ip; ip=$($K get pod "$cost" -o jsonpath='{.status.podIP}')
+  curl -sf --max-time 10 "http://$ip:8080/" | grep -qx "hello from wasmpod http" || fail "pod $cost stopped serving"
+}
+
+test_wasm_pod_cost_is_charged_to_the_pod() {
+  [[ -x $WASMPOD_SHIM ]] || skip "shim $WASMPOD_SHIM not built yet"
+  [[ -n $WASM_HTTP_IMAGE && -n $WASM_HOG_IMAGE ]] || skip "WASM_HTTP_IMAGE/WASM_HOG_IMAGE not set yet"
+  wasm_pod_cost_on "$NODE_NAME"
+}
+
+# --- the cgroup v2 VM node (e2e/cluster/node-v2.sh) ----------------------------------------------
+
+v2_node_up() {
+  [[ $($KUBECTL get node "$VM_NODE" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null) == True ]]
+}
+
+# (VM) A container pod on the cgroup v2 node serves the host node through its Service and pod
+# IP (each node routes the other's pod subnet over the VM bridge), and reaches a Service whose
+# pod runs on the host node, by name, through the cluster DNS.
+test_v2_node_runs_container_pods_across_nodes() {
+  v2_node_up || skip "no cgroup v2 node (e2e/cluster/node-v2.sh start)"
+  hello_server on-host
+  apply <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: on-v2, labels: {app: on-v2}}
+spec:
+  nodeSelector: {kubernetes.io/hostname: $VM_NODE}
+  tolerations: [{key: wasmpod.io/test-node, operator: Exists}]
+  containers:
+  - name: hello
+    image: $HELLO_IMAGE
+    ports: [{containerPort: 8080}]
+    readinessProbe:
+      httpGet: {path: /ready, port: 8080}
+      periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata: {name: on-v2}
+spec:
+  selector: {app: on-v2}
+  ports: [{port: 80, targetPort: 8080}]
+EOF
+  wait_ready on-v2 300
+  [[ $($K get pod on-v2 -o jsonpath='{.spec.nodeName}') == "$VM_NODE" ]] || fail "on-v2 not on $VM_NODE"
+  wait_service_serves "$NS" on-v2 /from-host "hello from on-v2 path /from-host" 120 || fail "Service on-v2 not serving from the host"
+  wait_ready on-host
+  wait_service_serves "$NS" on-host / "hello from on-host path /" || fail "Service on-host not serving"
+  apply <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: v2-client}
+spec:
+  nodeSelector: {kubernetes.io/hostname: $VM_NODE}
+  tolerations: [{key: wasmpod.io/test-node, operator: Exists}]
+  restartPolicy: Never
+  containers:
+  - name: client
+    image: $BUSYBOX_IMAGE
+    command: [sh, -c, 'for i in \$(seq 30); do timeout 5 wget -qO- http://on-host/from-v2 && exit 0; sleep 1; done; exit 1']
+EOF
+  local logs; logs=$(run_to_end v2-client 300)
+  grep -q "hello from on-host path /from-v2" <<< "$logs" || fail "a pod on $VM_NODE did not reach on-host by name: $logs"
+}
+
+# (VM) The RuntimeClass keeps Wasm pods off a node without the shim: a Wasm pod that may only
+# run on the bare v2 node stays Pending with the scheduler saying why; it is never started there.
+test_runtimeclass_keeps_wasm_pods_off_a_node_without_the_shim() {
+  v2_node_up || skip "no cgroup v2 node (e2e/cluster/node-v2.sh start)"
+  [[ -n $WASM_HTTP_IMAGE ]] || skip "WASM_HTTP_IMAGE not set yet"
+  [[ -z $($KUBECTL get node "$VM_NODE" -o jsonpath='{.metadata.labels.wasmpod\.io/runtime}') ]] ||
+    skip "$VM_NODE already has the wasmpod runtime"
+  apply <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: wasm-on-bare}
+spec:
+  runtimeClassName: wasmpod
+  nodeSelector: {kubernetes.io/hostname: $VM_NODE}
+  tolerations: [{key: wasmpod.io/test-node, operator: Exists}]
+  containers:
+  - name: app
+    image: $WASM_HTTP_IMAGE
+EOF
+  local msg=""
+  for _ in $(seq 60); do
+    msg=$($K get events --field-selector involvedObject.name=wasm-on-bare,reason=FailedScheduling -o jsonpath='{.items[*].message}')
+    [[ -n $msg ]] && break
+    sleep 1
+  done
+  echo "scheduler: $msg"
+  grep -q "node affinity/selector" <<< "$msg" || fail "no FailedScheduling naming the node selector for wasm-on-bare: '$msg'"
+  [[ -z $($K get pod wasm-on-bare -o jsonpath='{.spec.nodeName}') ]] || fail "wasm-on-bare was bound to a node"
+  # Once the node has the runtime and its label, the same pod is scheduled there and serves.
+  "$CLUSTER_DIR/node-v2.sh" add-shim
+  wait_ready wasm-on-bare 300
+  local ip; ip=$($K get pod wasm-on-bare -o jsonpath='{.status.podIP}')
+  curl -sf --max-time 10 "http://$ip:8080/" | grep -qx "hello from wasmpod http" || fail "Wasm pod on $VM_NODE does not serve"
+}
+
+# (VM) The same accounting on the cgroup v2 node, after its runtime was added.
+test_v2_wasm_pod_cost_is_charged_to_the_pod() {
+  v2_node_up || skip "no cgroup v2 node (e2e/cluster/node-v2.sh start)"
+  [[ -n $WASM_HTTP_IMAGE && -n $WASM_HOG_IMAGE ]] || skip "WASM_HTTP_IMAGE/WASM_HOG_IMAGE not set yet"
+  "$CLUSTER_DIR/node-v2.sh" add-shim
+  wasm_pod_cost_on "$VM_NODE" 300
 }
 
 # --- main ----------------------------------------------------------------------------------------
@@ -439,7 +570,10 @@ tests=("$@")
                            test_mixed_cluster_wasm_and_container_pods
                            test_wasm_artifact_and_layer_images_via_cri
                            test_operator_wasmapp_on_cluster
-                           test_wasm_pod_cost_is_charged_to_the_pod)
+                           test_wasm_pod_cost_is_charged_to_the_pod
+                           test_v2_node_runs_container_pods_across_nodes
+                           test_runtimeclass_keeps_wasm_pods_off_a_node_without_the_shim
+                           test_v2_wasm_pod_cost_is_charged_to_the_pod)
 echo "cluster tests in namespace $NS (containerd $CONTAINERD)"
 for t in "${tests[@]}"; do run_test "$t"; done
 summary || exit 1
