@@ -10,7 +10,7 @@ export CARGO_TARGET_DIR ?= $(shell scripts/paths.sh target)
 # building one package alone would compile the shared dependencies a second time.
 CARGO_TEST := cargo test --release --workspace
 
-.PHONY: help deps go-deps build components generate verify lint fmt images chart-lint chart-dry-run test-shim-v2 \
+.PHONY: help deps go-deps build components generate verify lint fmt images chart-lint chart-dry-run test-shim-v2 test-cluster-v2 \
         check test test-unit test-integration test-shim test-operator test-installer test-cluster test-install \
         bench bench-shim bench-operator
 
@@ -82,6 +82,9 @@ images: build ## wasmpod-operator/wasmpod-node-installer images (buildah) from t
 test-cluster: build components go-deps ## Local cluster: runc, DNS, Wasm and mixed pods (boots it if needed)
 	@WASMPOD_REQUIRE_CLUSTER=1 e2e/tests/cluster/with-cluster.sh
 	@e2e/tests/cluster/check-containerd-config.sh
+
+test-cluster-v2: build components go-deps ## Local cluster with the cgroup v2 VM node: its tests and all others (slow: ~15 min)
+	@WASMPOD_V2_NODE=1 WASMPOD_REQUIRE_CLUSTER=1 e2e/tests/cluster/with-cluster.sh
 
 test-install: build components go-deps ## Fresh bare cluster: images, helm install/test/upgrade/uninstall, kubectl apply/delete -f deploy/
 	@WASMPOD_REQUIRE_CLUSTER=1 e2e/tests/install/with-cluster.sh

@@ -411,7 +411,9 @@ EOF
   ((mem > 1024 * 1024)) || fail "an idle Wasm container reports $mem bytes in /stats/summary (no share of the runtime)"
   ((mem < 128 * 1024 * 1024)) || fail "container memory $mem is not in bytes"
   ((cpu > 1000000)) || fail "container CPU $cpu is not in nanoseconds"
-  ((podmem >= mem)) || fail "pod memory $podmem is below its container's $mem: the shim is not charged to the pod"
+  # Pod (cAdvisor, the pod cgroup) and container (CRI, our Stats) are sampled at different
+  # instants: allow 10 %. Without the shim in the pod, the pod would hold only its pause process.
+  ((podmem * 10 >= mem * 9)) || fail "pod memory $podmem is well below its container's $mem: the shim is not charged to the pod"
   if [[ $node == "$NODE_NAME" ]]; then
     local sandbox cid crimem
     sandbox=$($CRICTL pods --name "$cost" --namespace "$NS" -q 2>/dev/null | head -n1)
@@ -570,10 +572,12 @@ tests=("$@")
                            test_mixed_cluster_wasm_and_container_pods
                            test_wasm_artifact_and_layer_images_via_cri
                            test_operator_wasmapp_on_cluster
-                           test_wasm_pod_cost_is_charged_to_the_pod
-                           test_v2_node_runs_container_pods_across_nodes
-                           test_runtimeclass_keeps_wasm_pods_off_a_node_without_the_shim
-                           test_v2_wasm_pod_cost_is_charged_to_the_pod)
+                           test_wasm_pod_cost_is_charged_to_the_pod)
+# The tests of the cgroup v2 VM node, when the cluster has it (WASMPOD_V2_NODE=1).
+V2_TESTS=(test_v2_node_runs_container_pods_across_nodes
+          test_runtimeclass_keeps_wasm_pods_off_a_node_without_the_shim
+          test_v2_wasm_pod_cost_is_charged_to_the_pod)
+(($#)) || [[ ${WASMPOD_V2_NODE:-0} != 1 ]] || tests+=("${V2_TESTS[@]}")
 echo "cluster tests in namespace $NS (containerd $CONTAINERD)"
 for t in "${tests[@]}"; do run_test "$t"; done
 summary || exit 1

@@ -6,8 +6,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../../cluster/env.sh"
 was_up=0
 $KUBECTL get --raw /readyz >/dev/null 2>&1 && was_up=1
-# With the cgroup v2 VM node (e2e/cluster/node-v2.sh); WASMPOD_V2_NODE=0 leaves it out.
-WASMPOD_V2_NODE=${WASMPOD_V2_NODE:-1} "$here/../../cluster/up.sh"
+# WASMPOD_V2_NODE=1 adds the cgroup v2 VM node (e2e/cluster/node-v2.sh) and its tests.
+"$here/../../cluster/up.sh"
 rc=0
 "$here/run.sh" "$@" || rc=$?
 if ((rc != 0)); then "$here/../../cluster/logs.sh" >&2 || true; fi
