@@ -52,13 +52,16 @@ print(*[s.getsockname()[1] for s in ss])')
     --listen-peer-urls="http://127.0.0.1:$pp" --initial-advertise-peer-urls="http://127.0.0.1:$pp" \
     --initial-cluster="n1=http://127.0.0.1:$pp" --log-level=warn
   # envtest's defaults: small service range, RBAC, no ServiceAccount admission (no token controller).
+  # No nodes, so no endpoints to reconcile for the `kubernetes` Service: since 1.37 the
+  # reconciler refuses a loopback advertise address.
   start_daemon kube-apiserver "$pids" "$logs" "$k8s/kube-apiserver" \
     --etcd-servers="http://127.0.0.1:$ep" --bind-address=127.0.0.1 --advertise-address=127.0.0.1 \
     --secure-port="$ap" --service-cluster-ip-range=10.0.0.0/24 --authorization-mode=RBAC \
     --disable-admission-plugins=ServiceAccount --allow-privileged=true \
     --client-ca-file="$pki/ca.crt" --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
     --service-account-issuer=https://kubernetes.default.svc --service-account-key-file="$pki/sa.pub" \
-    --service-account-signing-key-file="$pki/sa.key" --profiling=false --v=0
+    --service-account-signing-key-file="$pki/sa.key" --profiling=false --v=0 \
+    --endpoint-reconciler-type=none
 
   write_kubeconfig "$dir/kubeconfig" "https://127.0.0.1:$ap" "$pki/ca.crt" "$pki/admin.crt" "$pki/admin.key"
   if ! wait_for 60 "kube-apiserver on 127.0.0.1:$ap" curl -fsS --cacert "$pki/ca.crt" \
