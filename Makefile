@@ -55,7 +55,7 @@ test-shim: build components ## Shim under real containerd 2.x and 1.7, driven by
 	WASMPOD_REQUIRE_CONTAINERD=1 WASMPOD_TEST_CONTAINERD=2 $(CARGO_TEST) --test containerd -- --test-threads=1
 	WASMPOD_REQUIRE_CONTAINERD=1 WASMPOD_TEST_CONTAINERD=1.7 $(CARGO_TEST) --test containerd -- --test-threads=1
 
-test-shim-v2: build components ## Shim under containerd 2.x on a cgroup v2 VM node (e2e/vm: qemu, slow)
+test-shim-v2: build components ## Shim under containerd 2.x on a cgroup v2 VM node (e2e/vm: qemu, slow; not yet in make test)
 	@e2e/build-deps.sh containerd2
 	@e2e/vm/test-shim.sh
 
@@ -91,7 +91,7 @@ test-install: build components go-deps ## Fresh bare cluster: images, helm insta
 
 check: lint verify test-unit kind-config-check ## The fast lane: fmt, clippy, unit tests, generated files, static kind checks (no root, no cluster)
 
-test-integration: test-shim test-shim-v2 test-operator test-installer chart-lint chart-dry-run test-cluster test-install ## Every tier that needs real containerd, an apiserver or the cluster
+test-integration: test-shim test-operator test-installer chart-lint chart-dry-run test-cluster test-install ## Every tier that needs real containerd, an apiserver or the cluster
 
 # `check` first: a simple mistake fails in minutes, before any integration tier starts.
 test: check test-integration ## Everything CI runs (.ci/run): `check`, then the integration tiers
