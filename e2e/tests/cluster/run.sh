@@ -411,9 +411,11 @@ EOF
   ((mem > 1024 * 1024)) || fail "an idle Wasm container reports $mem bytes in /stats/summary (no share of the runtime)"
   ((mem < 128 * 1024 * 1024)) || fail "container memory $mem is not in bytes"
   ((cpu > 1000000)) || fail "container CPU $cpu is not in nanoseconds"
-  # Pod (cAdvisor, the pod cgroup) and container (CRI, our Stats) are sampled at different
-  # instants: allow 10 %. Without the shim in the pod, the pod would hold only its pause process.
-  ((podmem * 10 >= mem * 9)) || fail "pod memory $podmem is well below its container's $mem: the shim is not charged to the pod"
+  # Pod (cAdvisor, the pod cgroup) and container (CRI, our Stats) are sampled seconds apart
+  # while the shim still grows, so they are not compared exactly. Without the shim in the pod,
+  # the pod would hold only its pause process (well under 1 MiB).
+  ((podmem > 1024 * 1024 && podmem * 2 >= mem)) ||
+    fail "pod memory $podmem (container $mem): the shim is not charged to the pod"
   if [[ $node == "$NODE_NAME" ]]; then
     local sandbox cid crimem
     sandbox=$($CRICTL pods --name "$cost" --namespace "$NS" -q 2>/dev/null | head -n1)
