@@ -68,13 +68,18 @@ spec:
 EOF
 }
 
-# hello_server NAME: a hello-http pod (runc) with a Service NAME:80 -> 8080 in front of it.
+# hello_server NAME [NODE]: a hello-http pod (runc) with a Service NAME:80 -> 8080 in front of
+# it; with NODE, pinned to that node (tolerating the VM node's taint).
 hello_server() {
+  local pin=""
+  [[ -n ${2:-} ]] && pin="  nodeSelector: {kubernetes.io/hostname: $2}
+  tolerations: [{key: wasmpod.io/test-node, operator: Exists}]"
   apply <<EOF
 apiVersion: v1
 kind: Pod
 metadata: {name: $1, labels: {app: $1}}
 spec:
+$pin
   containers:
   - name: hello
     image: $HELLO_IMAGE
@@ -469,28 +474,7 @@ v2_node_up() {
 test_v2_node_runs_container_pods_across_nodes() {
   v2_node_up || skip "no cgroup v2 node (e2e/cluster/node-v2.sh start)"
   hello_server on-host
-  apply <<EOF
-apiVersion: v1
-kind: Pod
-metadata: {name: on-v2, labels: {app: on-v2}}
-spec:
-  nodeSelector: {kubernetes.io/hostname: $VM_NODE}
-  tolerations: [{key: wasmpod.io/test-node, operator: Exists}]
-  containers:
-  - name: hello
-    image: $HELLO_IMAGE
-    ports: [{containerPort: 8080}]
-    readinessProbe:
-      httpGet: {path: /ready, port: 8080}
-      periodSeconds: 1
----
-apiVersion: v1
-kind: Service
-metadata: {name: on-v2}
-spec:
-  selector: {app: on-v2}
-  ports: [{port: 80, targetPort: 8080}]
-EOF
+  hello_server on-v2 "$VM_NODE"
   wait_ready on-v2 300
   [[ $($K get pod on-v2 -o jsonpath='{.spec.nodeName}') == "$VM_NODE" ]] || fail "on-v2 not on $VM_NODE"
   wait_service_serves "$NS" on-v2 /from-host "hello from on-v2 path /from-host" 120 || fail "Service on-v2 not serving from the host"
