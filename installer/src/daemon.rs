@@ -12,6 +12,9 @@
 //!   means the installation is being removed: revert. Present, or an API error, means a
 //!   rollout, drain or reboot: leave everything, exit.
 //!
+//! - **One node**: the Node carries `wasmpod.io/uninstall=true`. Its pod reverts it the same
+//!   way and stays Ready (the node is as asked); taking the annotation off installs again.
+//!
 //! The label leaves `ready` first on uninstall (no new Wasm pods land on the node) and is
 //! deleted last (whoever waits for it to go, the pre-delete hook or the documented `kubectl`
 //! loop, then sees a clean node); on install it is set last, once the shim answers.
@@ -37,9 +40,16 @@ pub async fn install(args: InstallArgs) -> Result<()> {
     let _ = std::fs::remove_file(&args.ready_file);
 
     let mut installed = false;
+    // Removed because of the node's own annotation: taking it off installs again.
+    let mut removed_for_node = false;
     if kube.owner().await.wants_uninstall() {
         tracing::info!("the DaemonSet asks for an uninstall: not installing");
         remove(&settings, &kube).await?;
+    } else if kube.node_asks_uninstall().await == Some(true) {
+        tracing::info!("the node asks for an uninstall: not installing");
+        remove(&settings, &kube).await?;
+        mark_ready(&args.ready_file)?;
+        removed_for_node = true;
     } else {
         install_and_label(&settings, &kube).await?;
         mark_ready(&args.ready_file)?;
@@ -54,12 +64,30 @@ pub async fn install(args: InstallArgs) -> Result<()> {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = tokio::time::sleep(poll), if installed && kube.watches() => {
-                if kube.owner().await == Owner::UninstallRequested {
+            _ = tokio::time::sleep(poll), if kube.polls() => {
+                if installed && kube.owner().await == Owner::UninstallRequested {
                     tracing::info!("uninstall requested through the DaemonSet annotation");
                     let _ = std::fs::remove_file(&args.ready_file);
                     remove(&settings, &kube).await?;
                     installed = false;
+                } else if installed && kube.node_asks_uninstall().await == Some(true) {
+                    tracing::info!("uninstall requested through the node's annotation");
+                    let _ = std::fs::remove_file(&args.ready_file);
+                    remove(&settings, &kube).await?;
+                    // The node is as asked: this pod is done, not failing.
+                    mark_ready(&args.ready_file)?;
+                    installed = false;
+                    removed_for_node = true;
+                } else if removed_for_node
+                    && kube.node_asks_uninstall().await == Some(false)
+                    && kube.owner().await == Owner::Present
+                {
+                    tracing::info!("the node's uninstall annotation is gone: installing again");
+                    let _ = std::fs::remove_file(&args.ready_file);
+                    install_and_label(&settings, &kube).await?;
+                    mark_ready(&args.ready_file)?;
+                    installed = true;
+                    removed_for_node = false;
                 }
             }
         }
@@ -176,8 +204,17 @@ impl Kube {
         })
     }
 
-    fn watches(&self) -> bool {
-        self.client.is_some() && self.daemonset.is_some()
+    /// Whether there is anything to poll: the DaemonSet's or the node's annotation.
+    fn polls(&self) -> bool {
+        self.client.is_some() && (self.daemonset.is_some() || self.node.is_some())
+    }
+
+    /// The node's [`node::UNINSTALL_ANNOTATION`]; `None` without a node or when unreadable.
+    async fn node_asks_uninstall(&self) -> Option<bool> {
+        match (&self.client, &self.node) {
+            (Some(c), Some(n)) => node::node_asks_uninstall(c, n).await,
+            _ => None,
+        }
     }
 
     async fn owner(&self) -> Owner {

@@ -37,8 +37,8 @@ impl NodeLabel {
         }
     }
 }
-/// Annotation on the installer's DaemonSet that asks every pod to uninstall (set by the Helm
-/// pre-delete hook, or by hand before `kubectl delete`).
+/// Annotation that asks for an uninstall: on the installer's DaemonSet, every pod (set by the Helm
+/// pre-delete hook, or by hand before `kubectl delete`); on a Node, that node's pod only.
 pub const UNINSTALL_ANNOTATION: &str = "wasmpod.io/uninstall";
 /// Field manager of the installer's writes.
 pub const FIELD_MANAGER: &str = "wasmpod-node-installer";
@@ -88,15 +88,7 @@ pub fn classify(read: std::result::Result<Option<DaemonSet>, kube::Error>) -> Ow
     match read {
         Ok(None) => Owner::Deleted,
         Ok(Some(ds)) if ds.metadata.deletion_timestamp.is_some() => Owner::Deleted,
-        Ok(Some(ds))
-            if ds
-                .annotations()
-                .get(UNINSTALL_ANNOTATION)
-                .map(String::as_str)
-                == Some("true") =>
-        {
-            Owner::UninstallRequested
-        }
+        Ok(Some(ds)) if asks_uninstall(&ds) => Owner::UninstallRequested,
         Ok(Some(_)) => Owner::Present,
         Err(kube::Error::Api(s)) if s.code == 401 || s.code == 403 => Owner::Deleted,
         Err(e) => Owner::Unknown(e.to_string()),
@@ -107,6 +99,27 @@ pub fn classify(read: std::result::Result<Option<DaemonSet>, kube::Error>) -> Ow
 pub async fn owner(client: &Client, namespace: &str, name: &str) -> Owner {
     let api: Api<DaemonSet> = Api::namespaced(client.clone(), namespace);
     classify(api.get_opt(name).await)
+}
+
+/// Whether the Node `name` carries [`UNINSTALL_ANNOTATION`]`=true`; `None` when the API could
+/// not tell (keep things as they are).
+pub async fn node_asks_uninstall(client: &Client, name: &str) -> Option<bool> {
+    match Api::<Node>::all(client.clone()).get_opt(name).await {
+        Ok(Some(node)) => Some(asks_uninstall(&node)),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(node = name, error = %e, "cannot read the node's uninstall annotation");
+            None
+        }
+    }
+}
+
+/// Whether an object carries [`UNINSTALL_ANNOTATION`]`=true` (any other value is ignored).
+pub fn asks_uninstall(obj: &impl ResourceExt) -> bool {
+    obj.annotations()
+        .get(UNINSTALL_ANNOTATION)
+        .map(String::as_str)
+        == Some("true")
 }
 
 /// Annotates the DaemonSet so every installer pod uninstalls (the Helm pre-delete hook).
@@ -210,5 +223,17 @@ mod tests {
         ds.annotations_mut()
             .insert(UNINSTALL_ANNOTATION.into(), "false".into());
         assert_eq!(classify(Ok(Some(ds))), Owner::Present);
+    }
+
+    #[test]
+    fn node_annotation_asks_only_when_true() {
+        let mut node = Node::default();
+        assert!(!asks_uninstall(&node));
+        node.annotations_mut()
+            .insert(UNINSTALL_ANNOTATION.into(), "yes".into());
+        assert!(!asks_uninstall(&node));
+        node.annotations_mut()
+            .insert(UNINSTALL_ANNOTATION.into(), "true".into());
+        assert!(asks_uninstall(&node));
     }
 }

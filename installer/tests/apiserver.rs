@@ -2,7 +2,7 @@
 //! (`e2e/cluster/apiserver-only.sh`; needs `e2e/build-deps.sh etcd kubernetes`): the node label
 //! after the install, the uninstall request through the DaemonSet annotation, SIGTERM during a
 //! rollout/drain (DaemonSet present: keep everything) and after the DaemonSet's deletion
-//! (revert), and the pre-delete hook's `uninstall-all`. The node-local part runs with `--local`
+//! (revert), the pre-delete hook's `uninstall-all`, and one node's own uninstall annotation. The node-local part runs with `--local`
 //! on temporary files (the "restart" appends to a file).
 
 #![allow(
@@ -45,12 +45,18 @@ async fn client(api: &ApiServer) -> Client {
 /// A node's files: containerd config, install dir, the "shim", a restart log.
 struct NodeFiles {
     dir: tempfile::TempDir,
+    node: &'static str,
 }
 
 const ORIGINAL: &str = "version = 2\n\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  default_runtime_name = \"runc\"\n";
 
 impl NodeFiles {
     fn new() -> Self {
+        Self::on(NODE)
+    }
+
+    /// The files of node `node` (which [`objects`] or the test creates).
+    fn on(node: &'static str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("config.toml"), ORIGINAL).unwrap();
         std::fs::write(
@@ -58,7 +64,7 @@ impl NodeFiles {
             "#!/bin/sh\necho containerd-shim-wasmpod-v1 0.1.0\n",
         )
         .unwrap();
-        Self { dir }
+        Self { dir, node }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -86,7 +92,7 @@ impl NodeFiles {
             .args([
                 "--local",
                 "--node-name",
-                NODE,
+                self.node,
                 "--namespace",
                 NS,
                 "--daemonset",
@@ -153,8 +159,24 @@ async fn objects(client: &Client) {
 }
 
 async fn label(client: &Client) -> Option<String> {
-    let node = Api::<Node>::all(client.clone()).get(NODE).await.unwrap();
+    label_of(client, NODE).await
+}
+
+async fn label_of(client: &Client, node: &str) -> Option<String> {
+    let node = Api::<Node>::all(client.clone()).get(node).await.unwrap();
     node.labels().get(LABEL).cloned()
+}
+
+/// Sets (`Some`) or removes (`None`) the uninstall annotation of node `node`.
+async fn annotate_node_uninstall(client: &Client, node: &str, value: Option<&str>) {
+    Api::<Node>::all(client.clone())
+        .patch(
+            node,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"wasmpod.io/uninstall": value}}})),
+        )
+        .await
+        .unwrap();
 }
 
 /// Polls `cond` for up to 30 s.
@@ -366,6 +388,66 @@ async fn uninstall_all_returns_once_the_nodes_are_reverted() {
     assert!(exited_ok(&mut installer).await);
 }
 
+async fn node_annotation_uninstalls_that_node_only_and_removing_it_reinstalls() {
+    let api = apiserver();
+    let client = client(&api).await;
+    objects(&client).await;
+    Api::<Node>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "n2"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let (n1, n2) = (NodeFiles::new(), NodeFiles::on("n2"));
+    let on_n1 = n1.installer(&api, &["install", "--wait"]);
+    let mut on_n2 = n2.installer(&api, &["install", "--wait"]);
+    for n in [NODE, "n2"] {
+        wait_for("label ready", || async {
+            label_of(&client, n).await.as_deref() == Some("ready")
+        })
+        .await;
+    }
+
+    annotate_node_uninstall(&client, "n2", Some("true")).await;
+    wait_for("n2 label removed", || async {
+        label_of(&client, "n2").await.is_none()
+    })
+    .await;
+    assert_eq!(n2.config(), ORIGINAL, "n2's config restored");
+    assert!(!n2.path("bin").exists(), "n2's binaries removed");
+    assert!(n2.path("ready").exists(), "n2's pod is done, so Ready");
+    assert!(on_n2.try_wait().unwrap().is_none(), "n2's pod idles");
+    assert_eq!(
+        label(&client).await.as_deref(),
+        Some("ready"),
+        "n1 kept its label"
+    );
+    assert!(
+        n1.config().contains("runtimes.wasmpod"),
+        "n1 kept its runtime"
+    );
+    assert_eq!(n1.restarts(), 1, "n1's containerd was not restarted");
+
+    // A restarted pod on n2 keeps away while the annotation is there.
+    sigterm(&on_n2);
+    assert!(exited_ok(&mut on_n2).await);
+    let on_n2 = n2.installer(&api, &["install", "--wait"]);
+    wait_for("n2 ready file", || async { n2.path("ready").exists() }).await;
+    assert_eq!(n2.config(), ORIGINAL, "a restarted pod did not reinstall");
+
+    annotate_node_uninstall(&client, "n2", None).await;
+    wait_for("n2 label ready again", || async {
+        label_of(&client, "n2").await.as_deref() == Some("ready")
+    })
+    .await;
+    assert!(n2.config().contains("runtimes.wasmpod"), "n2 reinstalled");
+    for mut child in [on_n1, on_n2] {
+        sigterm(&child);
+        assert!(exited_ok(&mut child).await);
+    }
+}
+
 fn main() {
     let tier = Tier {
         name: "installer against a real kube-apiserver",
@@ -377,6 +459,7 @@ fn main() {
             label_set_after_install_and_removed_on_uninstall_request,
             sigterm_keeps_the_runtime_unless_the_daemonset_is_gone,
             uninstall_all_returns_once_the_nodes_are_reverted,
+            node_annotation_uninstalls_that_node_only_and_removing_it_reinstalls,
         ],
     );
 }
