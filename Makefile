@@ -9,8 +9,11 @@ export CARGO_TARGET_DIR ?= $(shell scripts/paths.sh target)
 # Always select the whole workspace: cargo unifies features over the selected packages, so
 # building one package alone would compile the shared dependencies a second time.
 CARGO_TEST := cargo test --release --workspace
+# The cluster and install suites join the cgroup v2 VM node (e2e/cluster/node-v2.sh) and run its
+# tests too; V2_NODE=0 leaves it out (faster, the host node only).
+V2_NODE ?= 1
 
-.PHONY: help deps go-deps build components generate verify lint fmt images chart-lint chart-dry-run test-shim-v2 test-cluster-v2 \
+.PHONY: help deps go-deps build components generate verify lint fmt images chart-lint chart-dry-run test-shim-v2 \
         check test test-unit test-integration test-shim test-operator test-installer test-cluster test-install \
         bench bench-shim bench-operator
 
@@ -55,7 +58,7 @@ test-shim: build components ## Shim under real containerd 2.x and 1.7, driven by
 	WASMPOD_REQUIRE_CONTAINERD=1 WASMPOD_TEST_CONTAINERD=2 $(CARGO_TEST) --test containerd -- --test-threads=1
 	WASMPOD_REQUIRE_CONTAINERD=1 WASMPOD_TEST_CONTAINERD=1.7 $(CARGO_TEST) --test containerd -- --test-threads=1
 
-test-shim-v2: build components ## Shim under containerd 2.x on a cgroup v2 VM node (e2e/vm: qemu, slow; not yet in make test)
+test-shim-v2: build components ## Shim's cgroup-sensitive tests under containerd 2.x on a cgroup v2 VM (e2e/vm: qemu)
 	@e2e/build-deps.sh containerd2
 	@e2e/vm/test-shim.sh
 
@@ -79,19 +82,16 @@ chart-dry-run: deps ## Chart + deploy/ server-side dry-run against a throwaway k
 images: build ## wasmpod-operator/wasmpod-node-installer images (buildah) from the build; PUSH=127.0.0.1:5000 pushes
 	@SKIP_CARGO=1 PUSH=$(PUSH) images/build.sh
 
-test-cluster: build components go-deps ## Local cluster: runc, DNS, Wasm and mixed pods (boots it if needed)
-	@WASMPOD_REQUIRE_CLUSTER=1 e2e/tests/cluster/with-cluster.sh
+test-cluster: build components go-deps ## Local cluster (+ the cgroup v2 VM node unless V2_NODE=0): runc, DNS, Wasm and mixed pods, accounting
+	@WASMPOD_V2_NODE=$(V2_NODE) WASMPOD_REQUIRE_CLUSTER=1 e2e/tests/cluster/with-cluster.sh
 	@e2e/tests/cluster/check-containerd-config.sh
 
-test-cluster-v2: build components go-deps ## Local cluster with the cgroup v2 VM node: its tests and all others (slow: ~15 min)
-	@WASMPOD_V2_NODE=1 WASMPOD_REQUIRE_CLUSTER=1 e2e/tests/cluster/with-cluster.sh
-
-test-install: build components go-deps ## Fresh bare cluster: images, helm install/test/upgrade/uninstall, kubectl apply/delete -f deploy/
-	@WASMPOD_REQUIRE_CLUSTER=1 e2e/tests/install/with-cluster.sh
+test-install: build components go-deps ## Fresh bare cluster (+ VM node unless V2_NODE=0): images, helm install/test/upgrade/uninstall, per-node uninstall, kubectl apply/delete -f deploy/
+	@WASMPOD_V2_NODE=$(V2_NODE) WASMPOD_REQUIRE_CLUSTER=1 e2e/tests/install/with-cluster.sh
 
 check: lint verify test-unit kind-config-check ## The fast lane: fmt, clippy, unit tests, generated files, static kind checks (no root, no cluster)
 
-test-integration: test-shim test-operator test-installer chart-lint chart-dry-run test-cluster test-install ## Every tier that needs real containerd, an apiserver or the cluster
+test-integration: test-shim test-shim-v2 test-operator test-installer chart-lint chart-dry-run test-cluster test-install ## Every tier that needs real containerd, an apiserver or the cluster
 
 # `check` first: a simple mistake fails in minutes, before any integration tier starts.
 test: check test-integration ## Everything CI runs (.ci/run): `check`, then the integration tiers

@@ -70,6 +70,12 @@ ETCD_PEER_PORT=${ETCD_PEER_PORT:-2380}
 API_PORT=6443
 REGISTRY_PORT=5000
 REGISTRY=127.0.0.1:$REGISTRY_PORT
+# Every registry name the nodes' containerd serves from the local registry (containerd-config.sh,
+# node-v2.sh): its own addresses, the in-cluster names (one image reference works for containerd
+# and for pods, which inspect images through that Service), the upstream names charts use, and
+# `_default` (any other registry), so a pull can never leave this machine.
+REGISTRY_NAMES="$REGISTRY localhost:$REGISTRY_PORT registry.kube-system.svc:$REGISTRY_PORT
+  registry.kube-system.svc.$CLUSTER_DOMAIN:$REGISTRY_PORT registry.k8s.io docker.io _default"
 # The sandbox image name containerd is configured with; the locally built pause is imported as it.
 PAUSE_IMAGE=registry.k8s.io/pause:3.10
 

@@ -68,7 +68,10 @@ pid_alive() {
   local pf=$1 pid exe
   [[ -s $pf ]] || return 1
   read -r pid exe < "$pf"
-  running "$pid" && [[ $(readlink "/proc/$pid/exe" 2>/dev/null) == "$exe" ]]
+  running "$pid" || return 1
+  [[ $(readlink "/proc/$pid/exe" 2>/dev/null) == "$exe" ]] && return 0
+  # A script runs as its interpreter: then its path is an argument of the interpreter.
+  tr '\0' '\n' < "/proc/$pid/cmdline" 2>/dev/null | grep -qxF -- "$exe"
 }
 
 # start_daemon NAME PIDDIR LOGDIR CMD...: runs CMD in its own session (setsid) with nohup, so it

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# usage: node-v2.sh start|stop|status|add-shim
+# usage: node-v2.sh boot|start|stop|status
 # The cluster's second node, `wasmpod-v2`: containerd, kubelet and kube-proxy inside the
 # cgroup v2 VM of e2e/vm (qemu TCG), joined to the host's control plane. The host and the VM
 # share a private bridge ($VM_BRIDGE, $VM_HOST_IP <-> $VM_IP); each node routes the other's pod
-# subnet through it. Nothing of wasmpod is on this node until an installer puts it there.
+# subnet through it. Inside the VM the node has the host node's layout (containerd's config at
+# $CONTAINERD_CONFIG, its socket at $CONTAINERD_SOCK, on tmpfs), so the node installer runs
+# there with the same chart values. Like the host node, it has the wasmpod runtime from the
+# start unless the cluster is bare (WASMPOD_BARE=1); then only the installer puts it there.
 # The VM's traffic never leaves through the uplink (guard.sh rejects forwarding from the bridge
 # to $UPLINK), and it reaches the registry through a forwarder on the bridge address.
 set -euo pipefail
@@ -12,6 +15,7 @@ source "$CLUSTER_DIR/lib.sh"
 source "$CLUSTER_DIR/pki.sh"
 
 SHARE=$STATE/node-v2            # shared read-write with the VM: configs in, logs out
+DISK=$STATE/node-v2.img         # the VM's disk
 VM_PIDS=$PIDS
 
 bridge_up() {
@@ -30,6 +34,7 @@ bridge_down() {
 
 write_node_files() {
   mkdir -p "$SHARE/logs"
+  rm -f "$SHARE/containerd-restarts" "$SHARE/restart-containerd.request"
   pki_leaf "$PKI" kubelet-v2 "/O=system:nodes/CN=system:node:$VM_NODE" "extendedKeyUsage=clientAuth"
   write_kubeconfig "$SHARE/kubelet.kubeconfig" "https://$NODE_IP:$API_PORT" "$PKI/ca.crt" "$PKI/kubelet-v2.crt" "$PKI/kubelet-v2.key"
   cp "$KCFG/kube-proxy.kubeconfig" "$SHARE/kube-proxy.kubeconfig"
@@ -40,7 +45,7 @@ version = 3
 root = "/var/lib/containerd"
 state = "/run/containerd"
 [grpc]
-  address = "/run/containerd/containerd.sock"
+  address = "$CONTAINERD_SOCK"
 [plugins."io.containerd.cri.v1.images"]
   snapshotter = "overlayfs"
   [plugins."io.containerd.cri.v1.images".pinned_images]
@@ -59,12 +64,27 @@ state = "/run/containerd"
       [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
         SystemdCgroup = false
 TOML
-  mkdir -p "$SHARE/certs.d/$REGISTRY" "$SHARE/net.d"
-  cat > "$SHARE/certs.d/$REGISTRY/hosts.toml" <<TOML
+  if [[ $WASMPOD_BARE != 1 ]]; then
+    [[ -x $WASMPOD_SHIM ]] || die "no shim at $WASMPOD_SHIM (or boot a bare cluster: WASMPOD_BARE=1)"
+    cat >> "$SHARE/containerd.toml" <<TOML
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.wasmpod]
+      runtime_type = "io.containerd.wasmpod.v1"
+      runtime_path = "$WASMPOD_SHIM"
+TOML
+  fi
+  # The registry names of the host node (env.sh), all through the forwarder.
+  rm -rf "$SHARE/certs.d"
+  local h
+  # shellcheck disable=SC2086  # a list of names
+  for h in $REGISTRY_NAMES; do
+    mkdir -p "$SHARE/certs.d/$h"
+    cat > "$SHARE/certs.d/$h/hosts.toml" <<TOML
 server = "http://$REGISTRY"
 [host."http://$VM_HOST_IP:$REGISTRY_PORT"]
   capabilities = ["pull", "resolve"]
 TOML
+  done
+  mkdir -p "$SHARE/net.d"
   cat > "$SHARE/net.d/10-$CNI_NETWORK.conflist" <<JSON
 {"cniVersion": "0.4.0", "name": "$CNI_NETWORK", "plugins": [
   {"type": "bridge", "bridge": "$BRIDGE", "isGateway": true, "ipMasq": true, "hairpinMode": true,
@@ -75,7 +95,7 @@ JSON
   cat > "$SHARE/kubelet.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
-containerRuntimeEndpoint: unix:///run/containerd/containerd.sock
+containerRuntimeEndpoint: unix://$CONTAINERD_SOCK
 cgroupDriver: cgroupfs
 failSwapOn: false
 address: $VM_IP
@@ -112,6 +132,7 @@ YAML
   cat > "$SHARE/env" <<ENV
 VM_IP=$VM_IP VM_HOST_IP=$VM_HOST_IP VM_NODE=$VM_NODE NODE_IP=$NODE_IP
 K8S_BIN=$K8S_BIN CONTAINERD_BIN=$CONTAINERD_BIN PAUSE_TAR=$IMAGE_CACHE/pause.tar
+STATE=$STATE RUNDIR=$RUNDIR CONTAINERD_CONFIG=$CONTAINERD_CONFIG CONTAINERD_SOCK=$CONTAINERD_SOCK
 ENV
 }
 
@@ -121,38 +142,32 @@ registry_forwarder() {
     "TCP-LISTEN:$REGISTRY_PORT,bind=$VM_HOST_IP,fork,reuseaddr" "TCP:127.0.0.1:$REGISTRY_PORT"
 }
 
-start() {
-  if pid_alive "$VM_PIDS/node-v2.pid" && $KUBECTL get node "$VM_NODE" >/dev/null 2>&1; then
-    wait_for 600 "node $VM_NODE Ready" node_ready; return 0
-  fi
+# boot: starts the VM (it registers itself once its kubelet runs); returns at once.
+boot() {
+  [[ $CONTAINERD == 2 ]] || die "the cgroup v2 node runs containerd 2 (its config is version 3); this cluster runs $CONTAINERD"
+  pid_alive "$VM_PIDS/node-v2.pid" && return 0
   bridge_up
   write_node_files
   registry_forwarder
-  log "booting the cgroup v2 VM node $VM_NODE (software emulation: a few minutes)"
+  # The node's disk (containerd's images, the node's state dir): a fresh sparse ext4 image. On
+  # tmpfs, every file written would be memory charged to its writer's cgroup for good (the
+  # installer's copy of the shim would push its pod past its limit, as no real disk does).
+  rm -f "$DISK"; truncate -s 8G "$DISK"; mkfs.ext4 -q -F "$DISK"
+  log "booting the cgroup v2 VM node $VM_NODE (software emulation: about 1.5 minutes)"
   WASMPOD_VM_RAM_COPY="$K8S_BIN/kubelet $K8S_BIN/kube-proxy $CONTAINERD_BIN $(command -v runc) $WASMPOD_SHIM" \
     start_daemon node-v2 "$VM_PIDS" "$LOGS" "$E2E_DIR/vm/run.sh" --cpus 2 --memory 3G \
-      --network "bridge=$VM_BRIDGE" --rwdir "$SHARE" -- bash "$CLUSTER_DIR/vm-node.sh" "$SHARE"
-  wait_for 600 "node $VM_NODE Ready" node_ready
+      --network "bridge=$VM_BRIDGE" --rwdir "$SHARE" --disk "$DISK" -- bash "$CLUSTER_DIR/vm-node.sh" "$SHARE"
 }
 
-# Puts the wasmpod runtime into the VM node's containerd (the shim binary of this checkout, run
-# from the read-only build cache), restarts it there and labels the node, as cluster-up does for
-# the host node when the shim exists.
-add_shim() {
-  [[ -x $WASMPOD_SHIM ]] || die "no shim at $WASMPOD_SHIM"
-  if ! grep -q 'runtimes.wasmpod]' "$SHARE/containerd.toml"; then
-    cat >> "$SHARE/containerd.toml" <<TOML
-    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.wasmpod]
-      runtime_type = "io.containerd.wasmpod.v1"
-      runtime_path = "$WASMPOD_SHIM"
-TOML
-    local before; before=$(cat "$SHARE/containerd-restarts" 2>/dev/null || echo 0)
-    touch "$SHARE/restart-containerd.request"
-    wait_for 300 "containerd restart on $VM_NODE" \
-      bash -c "[[ \$(cat '$SHARE/containerd-restarts' 2>/dev/null || echo 0) -gt $before ]]"
+# start: boots the VM unless it runs, and waits for the node to be Ready (labelled when it has
+# the runtime).
+start() {
+  boot
+  wait_for 600 "node $VM_NODE Ready" node_ready
+  if [[ $WASMPOD_BARE != 1 ]]; then
+    $KUBECTL label node "$VM_NODE" wasmpod.io/runtime=ready --overwrite >/dev/null
+    log "node $VM_NODE has the wasmpod runtime: labelled wasmpod.io/runtime=ready"
   fi
-  $KUBECTL label node "$VM_NODE" wasmpod.io/runtime=ready --overwrite >/dev/null
-  log "wasmpod runtime on $VM_NODE"
 }
 
 node_ready() {
@@ -163,14 +178,15 @@ stop() {
   stop_daemon node-v2 "$VM_PIDS" 10
   pkill -f "qemu-system-x86_64 -name virtme-ng.*$VM_BRIDGE" 2>/dev/null || true
   stop_daemon registry-forward "$VM_PIDS"
+  rm -f "$DISK"
   $KUBECTL delete node "$VM_NODE" --wait=false >/dev/null 2>&1 || true
   bridge_down
 }
 
 case ${1:-} in
+  boot) boot ;;
   start) start ;;
   stop) stop ;;
   status) node_ready ;;
-  add-shim) add_shim ;;
-  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+  *) echo "usage: $0 boot|start|stop|status" >&2; exit 2 ;;
 esac

@@ -28,6 +28,18 @@ join_cgroups_of() {
   done < "/proc/$1/cgroup"
 }
 
+# On the cgroup v2 VM node (node-v2.sh) containerd belongs to the VM's supervisor
+# (vm-node.sh): ask it, and wait for the restart to be done.
+if [[ -s $RUNDIR/vm-node-share ]]; then
+  share=$(cat "$RUNDIR/vm-node-share")
+  before=$(cat "$share/containerd-restarts" 2>/dev/null || echo 0)
+  touch "$share/restart-containerd.request"
+  wait_for 300 "containerd restart on this VM node" \
+    bash -c "(( \$(cat '$share/containerd-restarts' 2>/dev/null || echo 0) > $before ))"
+  log "containerd restarted by the VM node's supervisor"
+  exit 0
+fi
+
 pid=1
 if pid_alive "$PIDS/containerd.pid"; then read -r pid _ < "$PIDS/containerd.pid"; fi
 join_cgroups_of "$pid"

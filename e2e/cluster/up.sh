@@ -48,8 +48,9 @@ EOF
 # kube-proxy prepends its own jumps to the built-in chains; put the guard back on top.
 wait_for 60 "kube-proxy rules" iptables -t nat -n -L KUBE-SERVICES
 "$CLUSTER_DIR/guard.sh" ensure
-# The second node, on cgroup v2 in a VM (slow to boot: only when asked, e.g. by the tests).
-if [[ ${WASMPOD_V2_NODE:-0} == 1 ]]; then "$CLUSTER_DIR/node-v2.sh" start; fi
+# The second node, on cgroup v2 in a VM (slow to boot: only when asked, e.g. by the tests). It
+# boots while the rest comes up; the end waits for it.
+if [[ ${WASMPOD_V2_NODE:-0} == 1 ]]; then "$CLUSTER_DIR/node-v2.sh" boot; fi
 
 wait_for 120 "node $NODE_NAME to register" $KUBECTL get node "$NODE_NAME"
 "$CLUSTER_DIR/addons.sh"
@@ -59,6 +60,7 @@ wait_for 180 "CoreDNS ready" $KUBECTL -n kube-system wait --for=condition=Availa
 wait_for 60 "cluster DNS at $DNS_IP" busybox nslookup "kubernetes.default.svc.$CLUSTER_DOMAIN" "$DNS_IP"
 # Pods (and the operator) reach the registry through its Service; the tests ask it once.
 wait_service_serves kube-system registry /v2/ "{}"
+if [[ ${WASMPOD_V2_NODE:-0} == 1 ]]; then "$CLUSTER_DIR/node-v2.sh" start; fi
 
 bare=""; ((WASMPOD_BARE)) && bare=", bare: no wasmpod runtime until it is installed"
 log "cluster up in $(( $(date +%s) - t0 ))s (containerd $CONTAINERD, node $NODE_NAME at $NODE_IP$bare)"

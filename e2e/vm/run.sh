@@ -1,24 +1,26 @@
 #!/usr/bin/env bash
 # usage: e2e/vm/run.sh [--cpus N] [--memory SIZE] [--rwdir [GUEST=]DIR]... [--network bridge=BR]
-#                      -- COMMAND [ARG...]
+#                      [--disk IMAGE]... -- COMMAND [ARG...]
 #
 # Runs COMMAND as root on a cgroup v2 node: a VM booting Debian's kernel under qemu's software
 # emulation (KVM cannot run a stock kernel on this machine; see e2e/vm/README.md), with this
 # machine's root filesystem shared read-only, so everything built here (containerd, runc, the
 # shim, test binaries) runs inside unchanged. Writes inside vanish with the VM, except under a
-# --rwdir. The caller's WASMPOD_*, CI and RUST_* variables and working directory carry over.
+# --rwdir or on a --disk (a raw image: /dev/vda, /dev/vdb, ... in the guest, in that order).
+# The caller's WASMPOD_*, CI and RUST_* variables and working directory carry over.
 # The exit status is COMMAND's.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-cpus=2 memory=2G rwdirs=() net=()
+cpus=2 memory=2G rwdirs=() net=() disks=()
 while (($#)); do
   case $1 in
     --cpus) cpus=$2; shift 2 ;;
     --memory) memory=$2; shift 2 ;;
     --rwdir) rwdirs+=(--rwdir "$2"); shift 2 ;;
     --network) net=(--network "$2" --no-dhcp); shift 2 ;;
+    --disk) disks+=(--disk "$2"); shift 2 ;;
     --) shift; break ;;
-    *) echo "usage: $0 [--cpus N] [--memory SIZE] [--rwdir [GUEST=]DIR]... [--network bridge=BR] -- COMMAND" >&2; exit 2 ;;
+    *) echo "usage: $0 [--cpus N] [--memory SIZE] [--rwdir [GUEST=]DIR]... [--network bridge=BR] [--disk IMAGE]... -- COMMAND" >&2; exit 2 ;;
   esac
 done
 (($#)) || { echo "$0: no command" >&2; exit 2; }
@@ -45,5 +47,5 @@ qemu_opts=${WASMPOD_VM_QEMU_OPTS:--accel tcg,thread=multi,tb-size=512}
 # vng's qemu opens its stdout and stderr itself, truncating regular files: always pipe them.
 # virtme-ng puts a tmpfs on /var/cache: guest.sh binds the build cache back, read-only.
 vng --disable-kvm --run "$kernel" --cpus "$cpus" --memory "$memory" \
-  --rodir "/mnt=$WASMPOD_CACHE" --rwdir "/media=$share" "${rwdirs[@]}" "${net[@]}" \
+  --rodir "/mnt=$WASMPOD_CACHE" --rwdir "/media=$share" "${rwdirs[@]}" "${net[@]}" "${disks[@]}" \
   --qemu-opts="$qemu_opts" --exec "bash $here/guest.sh /media/job.sh $WASMPOD_CACHE" > >(cat) 2> >(cat >&2)

@@ -497,46 +497,11 @@ EOF
   grep -q "hello from on-host path /from-v2" <<< "$logs" || fail "a pod on $VM_NODE did not reach on-host by name: $logs"
 }
 
-# (VM) The RuntimeClass keeps Wasm pods off a node without the shim: a Wasm pod that may only
-# run on the bare v2 node stays Pending with the scheduler saying why; it is never started there.
-test_runtimeclass_keeps_wasm_pods_off_a_node_without_the_shim() {
-  v2_node_up || skip "no cgroup v2 node (e2e/cluster/node-v2.sh start)"
-  [[ -n $WASM_HTTP_IMAGE ]] || skip "WASM_HTTP_IMAGE not set yet"
-  [[ -z $($KUBECTL get node "$VM_NODE" -o jsonpath='{.metadata.labels.wasmpod\.io/runtime}') ]] ||
-    skip "$VM_NODE already has the wasmpod runtime"
-  apply <<EOF
-apiVersion: v1
-kind: Pod
-metadata: {name: wasm-on-bare}
-spec:
-  runtimeClassName: wasmpod
-  nodeSelector: {kubernetes.io/hostname: $VM_NODE}
-  tolerations: [{key: wasmpod.io/test-node, operator: Exists}]
-  containers:
-  - name: app
-    image: $WASM_HTTP_IMAGE
-EOF
-  local msg=""
-  for _ in $(seq 60); do
-    msg=$($K get events --field-selector involvedObject.name=wasm-on-bare,reason=FailedScheduling -o jsonpath='{.items[*].message}')
-    [[ -n $msg ]] && break
-    sleep 1
-  done
-  echo "scheduler: $msg"
-  grep -q "node affinity/selector" <<< "$msg" || fail "no FailedScheduling naming the node selector for wasm-on-bare: '$msg'"
-  [[ -z $($K get pod wasm-on-bare -o jsonpath='{.spec.nodeName}') ]] || fail "wasm-on-bare was bound to a node"
-  # Once the node has the runtime and its label, the same pod is scheduled there and serves.
-  "$CLUSTER_DIR/node-v2.sh" add-shim
-  wait_ready wasm-on-bare 300
-  local ip; ip=$($K get pod wasm-on-bare -o jsonpath='{.status.podIP}')
-  curl -sf --max-time 10 "http://$ip:8080/" | grep -qx "hello from wasmpod http" || fail "Wasm pod on $VM_NODE does not serve"
-}
-
-# (VM) The same accounting on the cgroup v2 node, after its runtime was added.
+# (VM) The same accounting on the cgroup v2 node (booted with the runtime, like the host node;
+# the install suite has it put there by the node installer).
 test_v2_wasm_pod_cost_is_charged_to_the_pod() {
   v2_node_up || skip "no cgroup v2 node (e2e/cluster/node-v2.sh start)"
   [[ -n $WASM_HTTP_IMAGE && -n $WASM_HOG_IMAGE ]] || skip "WASM_HTTP_IMAGE/WASM_HOG_IMAGE not set yet"
-  "$CLUSTER_DIR/node-v2.sh" add-shim
   wasm_pod_cost_on "$VM_NODE" 300
 }
 
@@ -561,7 +526,6 @@ tests=("$@")
                            test_wasm_pod_cost_is_charged_to_the_pod)
 # The tests of the cgroup v2 VM node, when the cluster has it (WASMPOD_V2_NODE=1).
 V2_TESTS=(test_v2_node_runs_container_pods_across_nodes
-          test_runtimeclass_keeps_wasm_pods_off_a_node_without_the_shim
           test_v2_wasm_pod_cost_is_charged_to_the_pod)
 (($#)) || [[ ${WASMPOD_V2_NODE:-0} != 1 ]] || tests+=("${V2_TESTS[@]}")
 echo "cluster tests in namespace $NS (containerd $CONTAINERD)"

@@ -23,6 +23,8 @@ SHIM_LINK=$INSTALL_DIR/containerd-shim-wasmpod-v1
 # inspected by the operator through the registry's in-cluster name.
 SAMPLE_IMAGE=registry.kube-system.svc:$REGISTRY_PORT/wasmpod-test/wasm-http:artifact
 BUSYBOX_IMAGE=$REGISTRY/library/busybox:1.35
+# A Wasm image a plain Pod runs (its entrypoint is in the image config).
+WASM_POD_IMAGE=$REGISTRY/wasmpod-test/wasm-http:rootfs
 ANSWER="hello from wasmpod http"
 WORK=$(mktemp -d); trap 'rm -rf "$WORK"' EXIT
 
@@ -106,6 +108,117 @@ sample_answers() {
 remove_sample() {
   $KUBECTL delete namespace "$APPS" --ignore-not-found --timeout=120s >/dev/null ||
     fail "namespace $APPS (WasmApp, its pods) not deleted within 120s"
+}
+
+# --- the cgroup v2 VM node, when the cluster has it (WASMPOD_V2_NODE=1) ----------------------------
+
+v2_node_up() {
+  [[ $($KUBECTL get node "$VM_NODE" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null) == True ]]
+}
+
+v2_label() { $KUBECTL get node "$VM_NODE" -o jsonpath='{.metadata.labels.wasmpod\.io/runtime}'; }
+
+# wasm_pod_on NAME NODE: a plain Wasm Pod (RuntimeClass wasmpod) that may only run on NODE.
+wasm_pod_on() {
+  $KUBECTL -n "$APPS" apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: $1}
+spec:
+  runtimeClassName: wasmpod
+  nodeSelector: {kubernetes.io/hostname: $2}
+  tolerations: [{key: wasmpod.io/test-node, operator: Exists}]
+  containers:
+  - name: app
+    image: $WASM_POD_IMAGE
+    ports: [{containerPort: 8080}]
+    readinessProbe:
+      httpGet: {path: /, port: 8080}
+      periodSeconds: 1
+EOF
+}
+
+# unschedulable POD: the scheduler refuses POD for the node selector (the RuntimeClass adds
+# wasmpod.io/runtime=ready to it) and it is bound to no node.
+unschedulable() {
+  local msg=""
+  for _ in $(seq 60); do
+    msg=$($KUBECTL -n "$APPS" get events --field-selector "involvedObject.name=$1,reason=FailedScheduling" -o jsonpath='{.items[*].message}')
+    [[ -n $msg ]] && break
+    sleep 1
+  done
+  echo "scheduler on $1: $msg"
+  grep -q "node affinity/selector" <<< "$msg" || fail "no FailedScheduling naming the node selector for $1: '$msg'"
+  [[ -z $($KUBECTL -n "$APPS" get pod "$1" -o jsonpath='{.spec.nodeName}') ]] || fail "$1 was bound to a node"
+}
+
+# serves POD [SECONDS]: POD is Ready and answers on its pod IP from the host.
+serves() {
+  $KUBECTL -n "$APPS" wait --for=condition=Ready "pod/$1" --timeout="${2:-300}s" >/dev/null ||
+    { $KUBECTL -n "$APPS" describe pod "$1" | tail -n 30; fail "pod $1 not Ready"; }
+  local ip; ip=$($KUBECTL -n "$APPS" get pod "$1" -o jsonpath='{.status.podIP}')
+  curl -sf --max-time 10 "http://$ip:8080/" | grep -qx "$ANSWER" || fail "pod $1 ($ip) does not answer '$ANSWER'"
+}
+
+# (VM) Before any install, a Wasm pod that may only run on the bare v2 node stays Pending with the
+# scheduler saying why: it is never started there.
+test_runtimeclass_keeps_wasm_pods_off_the_bare_v2_node() {
+  v2_node_up || skip "no cgroup v2 node (WASMPOD_V2_NODE=1)"
+  [[ -z $(v2_label) ]] || fail "$VM_NODE is labelled wasmpod.io/runtime=$(v2_label) before any install"
+  ! $KUBECTL get runtimeclass wasmpod >/dev/null 2>&1 || fail "RuntimeClass wasmpod exists before the install"
+  # The RuntimeClass as the chart makes it (the chart's install takes it over afterwards).
+  $KUBECTL create namespace "$APPS" --dry-run=client -o yaml | $KUBECTL apply -f - >/dev/null
+  (cd "$ROOT" && $HELM template wasmpod charts/wasmpod -n "$SYS" --show-only templates/runtimeclass.yaml) |
+    $KUBECTL apply -f - >/dev/null
+  wasm_pod_on wasm-on-v2 "$VM_NODE"
+  unschedulable wasm-on-v2
+  $KUBECTL delete runtimeclass wasmpod >/dev/null
+}
+
+# (VM) After `helm install`, the installer has run on both nodes: the pod that waited for the v2
+# node is scheduled there and serves, and a Wasm pod on the host node serves too.
+test_wasm_pods_land_on_both_nodes_after_the_install() {
+  v2_node_up || skip "no cgroup v2 node (WASMPOD_V2_NODE=1)"
+  [[ $(v2_label) == ready ]] || fail "$VM_NODE label wasmpod.io/runtime='$(v2_label)', want ready"
+  wasm_pod_on wasm-on-host "$NODE_NAME"
+  serves wasm-on-v2 300
+  serves wasm-on-host
+  echo "wasm-on-v2 on $($KUBECTL -n "$APPS" get pod wasm-on-v2 -o jsonpath='{.spec.nodeName}'), wasm-on-host on $NODE_NAME: both answer"
+}
+
+# (VM) `kubectl annotate node wasmpod-v2 wasmpod.io/uninstall=true` takes the runtime off that node
+# only: its label and containerd's runtime go, a new Wasm pod for it stays Pending, and the host
+# node keeps serving (the sample's Service, a new Wasm pod there).
+test_uninstall_on_one_node_leaves_the_other_serving() {
+  v2_node_up || skip "no cgroup v2 node (WASMPOD_V2_NODE=1)"
+  $KUBECTL -n "$APPS" delete pod wasm-on-v2 --wait >/dev/null
+  # The upgrade before may still be rolling the installer pods: ask the one that stays.
+  $KUBECTL -n "$SYS" rollout status ds/wasmpod-node-installer --timeout=300s >/dev/null ||
+    fail "installer DaemonSet not rolled out before the node's uninstall"
+  local pod
+  pod=$($KUBECTL -n "$SYS" get pods -l app.kubernetes.io/component=node-installer --field-selector "spec.nodeName=$VM_NODE" -o name)
+  [[ $pod == pod/* && $pod != *$'\n'* ]] || fail "not one installer pod on $VM_NODE: '$pod'"
+  $KUBECTL annotate node "$VM_NODE" wasmpod.io/uninstall=true --overwrite >/dev/null
+  for _ in $(seq 180); do [[ -z $(v2_label) ]] && break; sleep 1; done
+  [[ -z $(v2_label) ]] || { $KUBECTL -n "$SYS" logs ds/wasmpod-node-installer --tail=20; fail "$VM_NODE kept label '$(v2_label)'"; }
+  # (The kubelet reports containerd's runtime handlers only as it found them at its start, so the
+  # node's installer says what it did.)
+  [[ $($KUBECTL -n "$SYS" get "$pod" -o jsonpath='{.status.containerStatuses[0].restartCount}') == 0 ]] ||
+    fail "$pod restarted: $($KUBECTL -n "$SYS" get "$pod" -o jsonpath='{.status.containerStatuses[0].lastState}')"
+  $KUBECTL -n "$SYS" logs "$pod" | grep -q "uninstall requested through the node's annotation" ||
+    { $KUBECTL -n "$SYS" logs "$pod" | tail -n 20; fail "$pod does not log the node's uninstall request"; }
+  $KUBECTL -n "$SYS" logs "$pod" | grep -q "runtime removed from the node" || fail "$pod does not log the runtime's removal"
+  node_is_installed
+  wasm_pod_on wasm-on-v2-again "$VM_NODE"
+  unschedulable wasm-on-v2-again
+  $KUBECTL -n "$APPS" delete pod wasm-on-host --wait >/dev/null
+  wasm_pod_on wasm-on-host "$NODE_NAME"
+  serves wasm-on-host
+  wait_service_serves "$APPS" hello / "$ANSWER" || fail "Service of WasmApp hello not serving after $VM_NODE's uninstall"
+  # The node's installer pod is done, not failing: the DaemonSet stays fully rolled out.
+  $KUBECTL -n "$SYS" rollout status ds/wasmpod-node-installer --timeout=60s >/dev/null ||
+    fail "installer DaemonSet not ready after the node's uninstall"
+  $KUBECTL -n "$APPS" delete pod wasm-on-v2-again wasm-on-host --wait >/dev/null
 }
 
 # --- tests ---------------------------------------------------------------------------------------
@@ -209,10 +322,16 @@ test_kubectl_delete_deploy_leaves_nothing_behind() {
 }
 
 tests=("$@")
+# The cgroup v2 VM node's tests, in their place in the order, when the cluster has it.
+v2() { [[ ${WASMPOD_V2_NODE:-0} == 1 ]] && printf '%s\n' "$@"; return 0; }
+# shellcheck disable=SC2207  # test names have no spaces
 ((${#tests[@]})) || tests=(
+  $(v2 test_runtimeclass_keeps_wasm_pods_off_the_bare_v2_node)
   test_helm_install_sets_up_the_bare_node
+  $(v2 test_wasm_pods_land_on_both_nodes_after_the_install)
   test_helm_sample_wasmapp_answers_a_container_pod
   test_helm_upgrade_rolls_the_operator_out
+  $(v2 test_uninstall_on_one_node_leaves_the_other_serving)
   test_helm_uninstall_leaves_nothing_behind
   test_kubectl_apply_deploy_installs_and_serves
   test_kubectl_delete_deploy_leaves_nothing_behind
