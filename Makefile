@@ -91,7 +91,12 @@ test-install: build components go-deps ## Fresh bare cluster (+ VM node unless V
 
 check: lint verify test-unit kind-config-check ## The fast lane: fmt, clippy, unit tests, generated files, static kind checks (no root, no cluster)
 
-test-integration: test-shim test-shim-v2 test-operator test-installer chart-lint chart-dry-run test-cluster test-install ## Every tier that needs real containerd, an apiserver or the cluster
+# test-shim-v2 runs in its VM beside the host-only tiers (both mostly wait: on emulation, on
+# daemons); its output comes in one piece when it ends. Then the cluster tiers, one at a time.
+test-integration: build components go-deps ## Every tier that needs real containerd, an apiserver or the cluster
+	@scripts/beside.sh '$(MAKE) --no-print-directory test-shim-v2' -- \
+	  $(MAKE) --no-print-directory test-shim test-operator test-installer chart-lint chart-dry-run
+	@$(MAKE) --no-print-directory test-cluster test-install
 
 # `check` first: a simple mistake fails in minutes, before any integration tier starts.
 test: check test-integration ## Everything CI runs (.ci/run): `check`, then the integration tiers

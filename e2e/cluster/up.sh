@@ -60,7 +60,9 @@ wait_for 180 "CoreDNS ready" $KUBECTL -n kube-system wait --for=condition=Availa
 wait_for 60 "cluster DNS at $DNS_IP" busybox nslookup "kubernetes.default.svc.$CLUSTER_DOMAIN" "$DNS_IP"
 # Pods (and the operator) reach the registry through its Service; the tests ask it once.
 wait_service_serves kube-system registry /v2/ "{}"
-if [[ ${WASMPOD_V2_NODE:-0} == 1 ]]; then "$CLUSTER_DIR/node-v2.sh" start; fi
+# WASMPOD_V2_NODE_WAIT=0: return while it still boots (the cluster tests wait for it themselves,
+# after their host-node tests).
+if [[ ${WASMPOD_V2_NODE:-0} == 1 && ${WASMPOD_V2_NODE_WAIT:-1} == 1 ]]; then "$CLUSTER_DIR/node-v2.sh" start; fi
 
 bare=""; ((WASMPOD_BARE)) && bare=", bare: no wasmpod runtime until it is installed"
 log "cluster up in $(( $(date +%s) - t0 ))s (containerd $CONTAINERD, node $NODE_NAME at $NODE_IP$bare)"

@@ -205,9 +205,15 @@ test_uninstall_on_one_node_leaves_the_other_serving() {
   # node's installer says what it did.)
   [[ $($KUBECTL -n "$SYS" get "$pod" -o jsonpath='{.status.containerStatuses[0].restartCount}') == 0 ]] ||
     fail "$pod restarted: $($KUBECTL -n "$SYS" get "$pod" -o jsonpath='{.status.containerStatuses[0].lastState}')"
-  $KUBECTL -n "$SYS" logs "$pod" | grep -q "uninstall requested through the node's annotation" ||
-    { $KUBECTL -n "$SYS" logs "$pod" | tail -n 20; fail "$pod does not log the node's uninstall request"; }
-  $KUBECTL -n "$SYS" logs "$pod" | grep -q "runtime removed from the node" || fail "$pod does not log the runtime's removal"
+  # Right after the node's containerd restart the kubelet may not serve logs yet: wait for them.
+  local logs=""
+  for _ in $(seq 60); do
+    logs=$($KUBECTL -n "$SYS" logs "$pod" 2>&1) && grep -q "runtime removed from the node" <<< "$logs" && break
+    sleep 1
+  done
+  grep -q "uninstall requested through the node's annotation" <<< "$logs" ||
+    { tail -n 20 <<< "$logs"; fail "$pod does not log the node's uninstall request"; }
+  grep -q "runtime removed from the node" <<< "$logs" || { tail -n 20 <<< "$logs"; fail "$pod does not log the runtime's removal"; }
   node_is_installed
   wasm_pod_on wasm-on-v2-again "$VM_NODE"
   unschedulable wasm-on-v2-again
