@@ -144,3 +144,8 @@ install_if_changed() {
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
+
+# v2_node_ready: the cgroup v2 VM node (node-v2.sh) is registered and Ready.
+v2_node_ready() {
+  [[ $($KUBECTL get node "$VM_NODE" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null) == True ]]
+}

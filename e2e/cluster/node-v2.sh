@@ -165,15 +165,11 @@ boot() {
 # the runtime).
 start() {
   boot
-  wait_for 600 "node $VM_NODE Ready" node_ready
+  wait_for 600 "node $VM_NODE Ready" v2_node_ready
   if [[ $WASMPOD_BARE != 1 ]]; then
     $KUBECTL label node "$VM_NODE" wasmpod.io/runtime=ready --overwrite >/dev/null
     log "node $VM_NODE has the wasmpod runtime: labelled wasmpod.io/runtime=ready"
   fi
-}
-
-node_ready() {
-  [[ $($KUBECTL get node "$VM_NODE" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null) == True ]]
 }
 
 stop() {
@@ -189,6 +185,6 @@ case ${1:-} in
   boot) boot ;;
   start) start ;;
   stop) stop ;;
-  status) node_ready ;;
+  status) v2_node_ready ;;
   *) echo "usage: $0 boot|start|stop|status" >&2; exit 2 ;;
 esac

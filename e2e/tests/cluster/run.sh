@@ -464,15 +464,11 @@ test_wasm_pod_cost_is_charged_to_the_pod() {
 
 # --- the cgroup v2 VM node (e2e/cluster/node-v2.sh) ----------------------------------------------
 
-v2_node_up() {
-  [[ $($KUBECTL get node "$VM_NODE" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null) == True ]]
-}
-
 # (VM) A container pod on the cgroup v2 node serves the host node through its Service and pod
 # IP (each node routes the other's pod subnet over the VM bridge), and reaches a Service whose
 # pod runs on the host node, by name, through the cluster DNS.
 test_v2_node_runs_container_pods_across_nodes() {
-  v2_node_up || skip "no cgroup v2 node (e2e/cluster/node-v2.sh start)"
+  v2_node_ready || skip "no cgroup v2 node (e2e/cluster/node-v2.sh start)"
   hello_server on-host
   hello_server on-v2 "$VM_NODE"
   wait_ready on-v2 300
@@ -500,7 +496,7 @@ EOF
 # (VM) The same accounting on the cgroup v2 node (booted with the runtime, like the host node;
 # the install suite has it put there by the node installer).
 test_v2_wasm_pod_cost_is_charged_to_the_pod() {
-  v2_node_up || skip "no cgroup v2 node (e2e/cluster/node-v2.sh start)"
+  v2_node_ready || skip "no cgroup v2 node (e2e/cluster/node-v2.sh start)"
   [[ -n $WASM_HTTP_IMAGE && -n $WASM_HOG_IMAGE ]] || skip "WASM_HTTP_IMAGE/WASM_HOG_IMAGE not set yet"
   wasm_pod_cost_on "$VM_NODE" 300
 }

@@ -112,10 +112,6 @@ remove_sample() {
 
 # --- the cgroup v2 VM node, when the cluster has it (WASMPOD_V2_NODE=1) ----------------------------
 
-v2_node_up() {
-  [[ $($KUBECTL get node "$VM_NODE" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null) == True ]]
-}
-
 v2_label() { $KUBECTL get node "$VM_NODE" -o jsonpath='{.metadata.labels.wasmpod\.io/runtime}'; }
 
 # wasm_pod_on NAME NODE: a plain Wasm Pod (RuntimeClass wasmpod) that may only run on NODE.
@@ -163,7 +159,7 @@ serves() {
 # (VM) Before any install, a Wasm pod that may only run on the bare v2 node stays Pending with the
 # scheduler saying why: it is never started there.
 test_runtimeclass_keeps_wasm_pods_off_the_bare_v2_node() {
-  v2_node_up || skip "no cgroup v2 node (WASMPOD_V2_NODE=1)"
+  v2_node_ready || skip "no cgroup v2 node (WASMPOD_V2_NODE=1)"
   [[ -z $(v2_label) ]] || fail "$VM_NODE is labelled wasmpod.io/runtime=$(v2_label) before any install"
   ! $KUBECTL get runtimeclass wasmpod >/dev/null 2>&1 || fail "RuntimeClass wasmpod exists before the install"
   # The RuntimeClass as the chart makes it (the chart's install takes it over afterwards).
@@ -178,7 +174,7 @@ test_runtimeclass_keeps_wasm_pods_off_the_bare_v2_node() {
 # (VM) After `helm install`, the installer has run on both nodes: the pod that waited for the v2
 # node is scheduled there and serves, and a Wasm pod on the host node serves too.
 test_wasm_pods_land_on_both_nodes_after_the_install() {
-  v2_node_up || skip "no cgroup v2 node (WASMPOD_V2_NODE=1)"
+  v2_node_ready || skip "no cgroup v2 node (WASMPOD_V2_NODE=1)"
   [[ $(v2_label) == ready ]] || fail "$VM_NODE label wasmpod.io/runtime='$(v2_label)', want ready"
   wasm_pod_on wasm-on-host "$NODE_NAME"
   serves wasm-on-v2 300
@@ -190,7 +186,7 @@ test_wasm_pods_land_on_both_nodes_after_the_install() {
 # only: its label and containerd's runtime go, a new Wasm pod for it stays Pending, and the host
 # node keeps serving (the sample's Service, a new Wasm pod there).
 test_uninstall_on_one_node_leaves_the_other_serving() {
-  v2_node_up || skip "no cgroup v2 node (WASMPOD_V2_NODE=1)"
+  v2_node_ready || skip "no cgroup v2 node (WASMPOD_V2_NODE=1)"
   $KUBECTL -n "$APPS" delete pod wasm-on-v2 --wait >/dev/null
   # The upgrade before may still be rolling the installer pods: ask the one that stays.
   $KUBECTL -n "$SYS" rollout status ds/wasmpod-node-installer --timeout=300s >/dev/null ||
