@@ -91,15 +91,26 @@ test-install: build components go-deps ## Fresh bare cluster (+ VM node unless V
 
 check: lint verify test-unit kind-config-check ## The fast lane: fmt, clippy, unit tests, generated files, static kind checks (no root, no cluster)
 
-# test-shim-v2 runs in its VM beside the host-only tiers (both mostly wait: on emulation, on
-# daemons); its output comes in one piece when it ends. Then the cluster tiers, one at a time.
-test-integration: build components go-deps ## Every tier that needs real containerd, an apiserver or the cluster
-	@scripts/beside.sh '$(MAKE) --no-print-directory test-shim-v2' -- \
-	  $(MAKE) --no-print-directory test-shim test-operator test-installer chart-lint chart-dry-run
-	@$(MAKE) --no-print-directory test-cluster test-install
+# $(call timed,TARGET...): runs each make target in turn, each printing its wall time
+# ("[time] TARGET: N s"), so a CI log says where its minutes went.
+timed = $(foreach t,$(1),scripts/timed.sh $(t) $(MAKE) --no-print-directory $(t) &&) true
 
-# `check` first: a simple mistake fails in minutes, before any integration tier starts.
-test: check test-integration ## Everything CI runs (.ci/run): `check`, then the integration tiers
+# test-shim-v2 runs in its VM beside the host-only tiers and the cluster suite on the host node
+# (both mostly wait: on emulation, on daemons); its output comes in one piece when it ends. Then
+# the install tier, on a fresh cluster with the VM node, which also runs the cluster suite's
+# tests of that node: one VM boot for the cluster, none spent on a second cluster's node.
+test-integration: build components go-deps ## Every tier that needs real containerd, an apiserver or the cluster
+	@scripts/beside.sh '$(call timed,test-shim-v2)' -- \
+	  bash -c '$(call timed,test-shim test-operator test-installer chart-lint chart-dry-run) && \
+	    scripts/timed.sh test-cluster-host $(MAKE) --no-print-directory test-cluster V2_NODE=0'
+	@$(call timed,test-install)
+
+# `check` first: a simple mistake fails in minutes, before any integration tier starts. The Go
+# binaries and the Wasm test components build beside it (on a cold machine that fills the cores
+# cargo leaves idle; warm, they are checks of a few seconds).
+test: deps ## Everything CI runs (.ci/run): `check`, then the integration tiers
+	@scripts/beside.sh '$(call timed,go-deps components)' -- bash -c '$(call timed,check)'
+	@$(call timed,test-integration)
 
 bench: bench-shim bench-operator ## All benchmarks, with ratios against their baselines
 

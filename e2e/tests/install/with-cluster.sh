@@ -11,9 +11,11 @@ if $KUBECTL get --raw /readyz >/dev/null 2>&1 || [[ -s $STATE/containerd-line ]]
   "$CLUSTER_DIR/down.sh"
 fi
 export WASMPOD_BARE=1
-"$CLUSTER_DIR/up.sh"
+# The VM node boots while the images are built and pushed; then wait for it.
+WASMPOD_V2_NODE_WAIT=0 "$CLUSTER_DIR/up.sh"
 rc=0
-"$CLUSTER_DIR/push-wasmpod.sh" && "$here/run.sh" "$@" || rc=$?
+v2_up() { [[ ${WASMPOD_V2_NODE:-0} != 1 ]] || "$CLUSTER_DIR/node-v2.sh" start; }
+"$CLUSTER_DIR/push-wasmpod.sh" && v2_up && "$here/run.sh" "$@" || rc=$?
 if ((rc != 0)); then "$CLUSTER_DIR/logs.sh" >&2 || true; fi
 [[ ${KEEP_CLUSTER:-} == 1 ]] || "$CLUSTER_DIR/down.sh" || rc=$?
 exit $rc
