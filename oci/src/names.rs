@@ -11,6 +11,9 @@ pub const HANDLER: &str = "wasmpod";
 /// is set (`io.containerd.<name>.<version>` → `containerd-shim-<name>-<version>`), so the two
 /// must agree.
 pub const SHIM_BINARY: &str = "containerd-shim-wasmpod-v1";
+/// The runtime setting (a container environment variable) naming the port an HTTP component
+/// listens on. The operator sets it from a WasmApp's `port`; the runtime reads it.
+pub const HTTP_PORT_SETTING: &str = "WASMPOD_HTTP_PORT";
 
 #[cfg(test)]
 mod tests {

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 /// Environment variables with this prefix configure the runtime, never the guest.
 pub const SETTING_PREFIX: &str = "WASMPOD_";
 /// The port an HTTP guest listens on.
-pub const HTTP_PORT: &str = "WASMPOD_HTTP_PORT";
+pub const HTTP_PORT: &str = wasmpod_oci::names::HTTP_PORT_SETTING;
 /// How many requests an HTTP guest handles at once; more wait in line.
 pub const HTTP_MAX_CONCURRENCY: &str = "WASMPOD_HTTP_MAX_CONCURRENCY";
 /// Every setting, for the message that rejects an unknown one.

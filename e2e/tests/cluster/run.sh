@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make cluster-test`: tests against the running local cluster (`make cluster-up` first).
 # usage: run.sh [TEST_FUNCTION...]   (default: all tests below)
+#        run.sh --v2-only              (the cgroup v2 VM node's tests only)
 # Every image comes from the local registry and is built on this machine (e2e/cluster/images);
 # all traffic is host -> pod/ClusterIP through cni0 or pod -> pod: nothing leaves this machine.
 # Each test uses the namespace $NS, deleted at the end (KEEP_NS=1 keeps it for debugging).
@@ -301,10 +302,34 @@ EOF
   done
 }
 
+# The README's plain-Pod example, exactly as written there (image swapped for the local
+# registry's CNCF artifact), answers on its pod IP; the same Pod without its `command` fails in
+# CRI with "no command specified" (what the README warns of), never starting a guest.
+test_readme_plain_pod_example() {
+  [[ -x $WASMPOD_SHIM && -n $WASM_ARTIFACT_IMAGE ]] || skip "shim or Wasm images not built"
+  local example ip reason
+  example=$(awk '/<!-- plain-pod-example/ {on=1; next} on && /^```yaml/ {inblock=1; next}
+                 inblock && /^```/ {exit} inblock' "$E2E_DIR/../README.md")
+  grep -q 'runtimeClassName: wasmpod' <<< "$example" || fail "no plain-Pod example found in README.md"
+  sed "s|image: .*|image: $WASM_ARTIFACT_IMAGE|" <<< "$example" | apply
+  wait_ready hello-wasm
+  ip=$($K get pod hello-wasm -o jsonpath='{.status.podIP}')
+  wait_for 30 "the README example answering on $ip:8080" \
+    bash -c "curl -fsS --max-time 2 http://$ip:8080/ | grep -qx 'hello from wasmpod http'" ||
+    fail "the README's plain-Pod example did not answer on $ip:8080"
+  sed "s|image: .*|image: $WASM_ARTIFACT_IMAGE|; /command:/d; s|name: hello-wasm|name: no-command|" <<< "$example" | apply
+  wait_for 120 "pod no-command to fail in CRI" bash -c \
+    "$K get pod no-command -o jsonpath='{.status.containerStatuses[0].state.waiting.message}' | grep -q 'no command specified'" ||
+    { $K describe pod no-command | tail -n 20; fail "a Wasm artifact Pod without a command did not fail with 'no command specified'"; }
+  reason=$($K get pod no-command -o jsonpath='{.status.containerStatuses[0].state.waiting.reason}')
+  [[ $reason == CreateContainerError ]] || fail "pod without a command: waiting reason '$reason', want CreateContainerError"
+}
+
 # The operator on the full cluster (run on the host with the admin kubeconfig; its in-cluster
 # install is the chart's job): a WasmApp of an HTTP component goes Ready, answers through its
 # Service URL from a container pod, scales with `kubectl scale`, and one with autoscaling
-# gets an HPA that targets the WasmApp.
+# gets an HPA that targets the WasmApp. One declared on port 3000 listens there: it goes Ready
+# (probes on 3000) and answers through its Service (the operator tells the runtime the port).
 test_operator_wasmapp_on_cluster() {
   [[ -x $WASMPOD_SHIM && -n $WASM_HTTP_IMAGE ]] || skip "shim or Wasm images not built"
   local op=$WASMPOD_OPERATOR url
@@ -329,6 +354,13 @@ spec:
   image: $WASM_HTTP_IMAGE
   resources: {requests: {cpu: 50m}}
   autoscaling: {minReplicas: 1, maxReplicas: 3, targetCPUUtilizationPercentage: 80}
+---
+apiVersion: wasmpod.io/v1alpha1
+kind: WasmApp
+metadata: {name: port3000}
+spec:
+  image: $WASM_HTTP_IMAGE
+  port: 3000
 EOF
   if ! wait_wasmapp_ready "$NS" hello 120; then
     $K get wapp hello -o yaml | tail -n 40; tail -n 30 "$LOGS/operator-test.log"; fail "WasmApp hello not Ready"
@@ -338,6 +370,12 @@ EOF
   wait_service_serves "$NS" hello / "hello from wasmpod http" || fail "Service of WasmApp hello not serving from the node"
   busybox_client via-url "for i in \$(seq 20); do timeout 5 wget -qO- $url && exit 0; sleep 1; done; exit 1"
   grep -qx "hello from wasmpod http" <<< "$(run_to_end via-url)" || fail "WasmApp did not answer at $url"
+  if ! wait_wasmapp_ready "$NS" port3000 120; then
+    $K get wapp port3000 -o yaml | tail -n 40; fail "WasmApp port3000 (port: 3000) not Ready"
+  fi
+  [[ $($K get deploy port3000 -o jsonpath='{.spec.template.spec.containers[0].ports[0].containerPort}') == 3000 ]] ||
+    fail "WasmApp port3000: the container port is not 3000"
+  wait_service_serves "$NS" port3000 / "hello from wasmpod http" || fail "Service of WasmApp port3000 (port 3000) not serving"
   $K scale wapp/hello --replicas=2 >/dev/null
   $K wait --for=jsonpath='{.status.readyReplicas}'=2 wapp/hello --timeout=120s >/dev/null ||
     fail "kubectl scale wapp/hello --replicas=2 did not give 2 ready replicas"
@@ -513,17 +551,22 @@ $KUBECTL create namespace "$NS" >/dev/null
 # Pods may start only once the namespace's default ServiceAccount exists.
 wait_for 30 "default ServiceAccount in $NS" $K get serviceaccount default
 
+# --v2-only: only the tests of the cgroup v2 VM node (the install suite runs them on the node as
+# the installer set it up).
+v2_only=0; [[ ${1:-} == --v2-only ]] && { v2_only=1; shift; }
 tests=("$@")
 ((${#tests[@]})) || tests=(test_runc_pod_from_local_image test_service_discovery test_runtimeclass_wasmpod_exists
                            test_registry_reachable_from_pods test_egress_guard_in_place
                            test_mixed_cluster_wasm_and_container_pods
                            test_wasm_artifact_and_layer_images_via_cri
+                           test_readme_plain_pod_example
                            test_operator_wasmapp_on_cluster
                            test_wasm_pod_cost_is_charged_to_the_pod)
 # The tests of the cgroup v2 VM node, when the cluster has it (WASMPOD_V2_NODE=1).
 V2_TESTS=(test_v2_node_runs_container_pods_across_nodes
           test_v2_wasm_pod_cost_is_charged_to_the_pod)
 (($#)) || [[ ${WASMPOD_V2_NODE:-0} != 1 ]] || tests+=("${V2_TESTS[@]}")
+((v2_only)) && tests=("${V2_TESTS[@]}")
 echo "cluster tests in namespace $NS (containerd $CONTAINERD)"
 for t in "${tests[@]}"; do
   # The VM node may still be booting (with-cluster.sh): wait for it before its first test.

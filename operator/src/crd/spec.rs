@@ -123,9 +123,11 @@ pub struct WasmAppSpec {
     #[schemars(length(max = 256))]
     pub args: Option<Vec<String>>,
 
-    /// Environment variables; same shape as a container's `env`.
+    /// Environment variables; same shape as a container's `env`. `WASMPOD_HTTP_PORT` is not
+    /// among them: the operator sets it from `port`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(transform = no_descriptions, length(max = 256))]
+    #[x_kube(validation = Rule::new("self.all(e, e.name != 'WASMPOD_HTTP_PORT')").message("spec.env must not set WASMPOD_HTTP_PORT: the operator sets it from spec.port"))]
     pub env: Vec<EnvVar>,
 
     /// ConfigMaps and Secrets whose keys become environment variables; same shape as a
@@ -134,7 +136,8 @@ pub struct WasmAppSpec {
     #[schemars(transform = no_descriptions, length(max = 64))]
     pub env_from: Vec<EnvFromSource>,
 
-    /// Port the component listens on for HTTP (the container port).
+    /// Port the component listens on for HTTP: the container port, and the port the operator
+    /// tells the runtime to listen on (`WASMPOD_HTTP_PORT` in the container's environment).
     #[serde(default = "default_port")]
     #[schemars(range(min = 1, max = 65535))]
     pub port: i32,

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, HTTPGetAction, HTTPHeader, PodSpec, PodTemplateSpec,
+    Container, ContainerPort, EnvVar, HTTPGetAction, HTTPHeader, PodSpec, PodTemplateSpec,
     Probe as K8sProbe, TCPSocketAction,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -59,7 +59,7 @@ pub fn deployment(app: &WasmApp, input: &BuildInput<'_>) -> Result<Deployment> {
         image: Some(image),
         command,
         args: spec.args.clone(),
-        env: non_empty(spec.env.clone()),
+        env: Some(env(spec)),
         env_from: non_empty(spec.env_from.clone()),
         ports: Some(vec![ContainerPort {
             name: Some(PORT_NAME.into()),
@@ -123,6 +123,19 @@ pub fn deployment(app: &WasmApp, input: &BuildInput<'_>) -> Result<Deployment> {
         }),
         status: None,
     })
+}
+
+/// The app's environment, led by the port the runtime listens on (the CRD forbids setting it in
+/// `env`), so the port the pod declares, probes and the Service target is the one served.
+fn env(spec: &crate::crd::WasmAppSpec) -> Vec<EnvVar> {
+    let port = EnvVar {
+        name: wasmpod_oci::names::HTTP_PORT_SETTING.into(),
+        value: Some(spec.port.to_string()),
+        ..Default::default()
+    };
+    std::iter::once(port)
+        .chain(spec.env.iter().cloned())
+        .collect()
 }
 
 /// Translates a WasmApp probe; without `httpGet` or `tcpSocket` it is a TCP check of `port`.
@@ -363,7 +376,22 @@ mod tests {
         assert_eq!(pod.volumes.as_ref().unwrap()[0].name, "data");
 
         let c = container(&d);
-        assert_eq!(c.env.as_ref().unwrap().len(), 2);
+        let env: Vec<_> = c
+            .env
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|e| (e.name.as_str(), e.value.as_deref()))
+            .collect();
+        assert_eq!(
+            env,
+            [
+                ("WASMPOD_HTTP_PORT", Some("3000")),
+                ("A", Some("1")),
+                ("B", None)
+            ],
+            "the runtime is told the declared port, before the app's own variables"
+        );
         assert_eq!(c.env_from.as_ref().unwrap().len(), 1);
         assert_eq!(c.ports.as_ref().unwrap()[0].container_port, 3000);
         assert!(c.resources.as_ref().unwrap().limits.is_some());

@@ -127,6 +127,11 @@ pub fn invalid_wasmapps_are_rejected_with_the_field_message(env: &mut TestEnv) -
                 "spec.podLabels must not set 'wasmpod.io/app'",
             ),
             (
+                "portenv",
+                json!({"image": img, "env": [{"name": "WASMPOD_HTTP_PORT", "value": "9000"}]}),
+                "spec.env must not set WASMPOD_HTTP_PORT: the operator sets it from spec.port",
+            ),
+            (
                 "svc",
                 json!({"image": img, "service": {"type": "Ingress"}}),
                 "spec.service.type",
