@@ -13,7 +13,7 @@
 #   memory-hog     component that allocates 16 MiB chunks until it dies
 #   infinite-loop  component that spins without host calls
 #   no-world       component exporting only wasmpod:fixtures/greeter (no run, no http handler)
-#   http-get       wasm32-wasip2 command: GET $TARGET_URL with wasi:http/outgoing-handler, print it
+#   http-get       wasm32-wasip2 command: GET each URL of $TARGET_URL with wasi:http/outgoing-handler
 #   not-wasm       a shell script named .wasm
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)

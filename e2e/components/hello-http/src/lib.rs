@@ -10,6 +10,9 @@
 //! - `/echo`: 200 with the request body
 //! - `/status?code=N`: answers with status N (probe tests)
 //! - `/trap`: panics (the guest traps mid-request)
+//! - `/fetch?url=URL`: `GET URL` with `wasi:http/outgoing-handler` (URL as is, not
+//!   percent-decoded); answers with its status and body, or 502 `fetch URL failed: ERROR`
+//!   when the request fails (a name that does not resolve, a refused connection)
 
 use std::io::Write as _;
 
@@ -60,6 +63,11 @@ impl wasi::exports::http::incoming_handler::Guest for HelloHttp {
                 (code, format!("status {code}\n").into_bytes())
             }
             "/trap" => panic!("wasmpod hello-http: deliberate panic in /trap"),
+            "/fetch" => {
+                let url = query_param(query, "url").unwrap_or_default();
+                wasi_fetch::get(url)
+                    .unwrap_or_else(|e| (502, format!("fetch {url} failed: {e}\n").into_bytes()))
+            }
             _ => (200, HELLO.into()),
         };
         respond(response_out, status, &body);
