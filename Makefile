@@ -13,7 +13,7 @@ CARGO_TEST := cargo test --release --workspace
 # tests too; V2_NODE=0 leaves it out (faster, the host node only).
 V2_NODE ?= 1
 
-.PHONY: help deps go-deps build components generate verify lint fmt images chart-lint chart-dry-run test-shim-v2 \
+.PHONY: help deps go-deps build components generate verify lint fmt images chart-lint chart-dry-run test-shim-v2 test-build \
         check test test-unit test-integration test-shim test-operator test-installer test-cluster test-install \
         bench bench-shim bench-operator
 
@@ -89,7 +89,12 @@ test-cluster: build components go-deps ## Local cluster (+ the cgroup v2 VM node
 test-install: build components go-deps ## Fresh bare cluster (+ VM node unless V2_NODE=0): images, helm install/test/upgrade/uninstall, per-node uninstall, kubectl apply/delete -f deploy/
 	@WASMPOD_V2_NODE=$(V2_NODE) WASMPOD_REQUIRE_CLUSTER=1 e2e/tests/install/with-cluster.sh
 
-check: lint verify test-unit kind-config-check ## The fast lane: fmt, clippy, unit tests, generated files, static kind checks (no root, no cluster)
+# Every test binary of the workspace in one cargo run: the crates then compile side by side (an
+# operator's unit tests beside the shim's), instead of three runs that each end on one crate.
+test-build: deps ## Build every test binary of the workspace (release), no test run
+	$(CARGO_TEST) --no-run --lib --bins --tests
+
+check: lint test-build verify test-unit kind-config-check ## The fast lane: fmt, clippy, unit tests, generated files, static kind checks (no root, no cluster)
 
 # $(call timed,TARGET...): runs each make target in turn, each printing its wall time
 # ("[time] TARGET: N s"), so a CI log says where its minutes went.

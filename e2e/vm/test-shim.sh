@@ -33,6 +33,12 @@ export WASMPOD_VM_RAM_COPY="$bin $WASMPOD_SHIM $(e2e/build-deps.sh --print-dir c
 cd shim
 # One boot, one run of the binary per test (libtest takes a single filter).
 # shellcheck disable=SC2016  # expanded inside the VM
+# The cgroup-sensitive tests of this boot share one compile cache (tmpfs in the guest): none of
+# them is about the cache, and a compile under emulation costs tens of seconds. (`all` includes
+# the cache's own tests, which need a cache of their own each.)
+shared_cache=/var/lib/wasmpod/test-cache
+((${#tests[@]})) || shared_cache=""
+WASMPOD_TEST_SHARED_CACHE_DIR=$shared_cache \
 WASMPOD_REQUIRE_CONTAINERD=1 WASMPOD_TEST_CONTAINERD=2 "$root/e2e/vm/run.sh" -- bash -c '
   bin=$1; shift; rc=0
   if (($# == 0)); then exec "$bin" --test-threads=1; fi

@@ -97,7 +97,11 @@ impl Containerd {
             .prefix("wp")
             .tempdir_in("/tmp")
             .expect("tempdir");
-        let cache_dir = dir.path().join("cache");
+        // Under emulation (e2e/vm/test-shim.sh) compiling a component takes tens of seconds:
+        // the tests of one VM run share one compile cache instead of each compiling anew.
+        let cache_dir = std::env::var_os("WASMPOD_TEST_SHARED_CACHE_DIR")
+            .filter(|d| !d.is_empty())
+            .map_or_else(|| dir.path().join("cache"), PathBuf::from);
         let mut c = Self {
             dir,
             bin,
