@@ -14,6 +14,7 @@
 #   infinite-loop  component that spins without host calls
 #   no-world       component exporting only wasmpod:fixtures/greeter (no run, no http handler)
 #   http-get       wasm32-wasip2 command: GET each URL of $TARGET_URL with wasi:http/outgoing-handler
+#   name-lookup    wasm32-wasip2 command: resolve each argument with wasi:sockets/ip-name-lookup
 #   not-wasm       a shell script named .wasm
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -49,7 +50,7 @@ cargo_build() { # cargo_build TARGET PACKAGE...
   fi
 }
 
-p2=(hello-cli hello-http trap-start memory-hog infinite-loop no-world http-get)
+p2=(hello-cli hello-http trap-start memory-hog infinite-loop no-world http-get name-lookup)
 cargo_build wasm32-wasip2 "${p2[@]}"
 cargo_build wasm32-wasip1 hello-p1
 
@@ -64,7 +65,7 @@ install_file() { # install_file SRC NAME
 }
 
 rel=$CARGO_TARGET_DIR/wasm32-wasip2/release
-for name in hello-cli trap-start memory-hog infinite-loop http-get; do # binaries keep their name
+for name in hello-cli trap-start memory-hog infinite-loop http-get name-lookup; do # binaries keep their name
   install_file "$rel/$name.wasm" "$name"
 done
 for name in hello-http no-world; do # cdylibs are named with underscores

@@ -28,6 +28,15 @@ pub enum Error {
     /// The guest imports something we do not provide, or does not match its world.
     #[error("{what}: {detail}")]
     Link { what: &'static str, detail: String },
+    /// The pod's resolv.conf or hosts file cannot be read or makes no sense.
+    #[error("pod DNS configuration {}: {detail}", file.display())]
+    Dns {
+        file: std::path::PathBuf,
+        detail: String,
+    },
+    /// `WASMPOD_CA_BUNDLE` names no usable file of CA certificates.
+    #[error("{} {path}: {detail}", crate::settings::CA_BUNDLE)]
+    CaBundle { path: String, detail: String },
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -43,7 +52,7 @@ impl Error {
     pub fn is_invalid_input(&self) -> bool {
         matches!(
             self,
-            Error::InvalidSetting { .. } | Error::UnknownSetting { .. }
+            Error::InvalidSetting { .. } | Error::UnknownSetting { .. } | Error::CaBundle { .. }
         )
     }
 }

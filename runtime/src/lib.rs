@@ -14,8 +14,10 @@
 //!   compiling through [`cache`], the node's cache of compiled code;
 //! - [`program`]: choosing the world a component runs in and pre-instantiating it;
 //! - [`guest`]: one guest's inputs and stores — [`guest::context`] (what it sees),
-//!   [`guest::limits`] (memory limit and usage), `guest::link` (one module per host
-//!   interface), [`guest::run`] (running to completion, exit statuses);
+//!   [`guest::dns`] (the pod's resolver), [`guest::limits`] (memory limit and usage),
+//!   `guest::link` (one module per host interface: `ip_name_lookup` and `outgoing` put
+//!   names and HTTP through the pod's resolver), [`guest::run`] (running to completion,
+//!   exit statuses);
 //! - [`http`]: serving `wasi:http/incoming-handler`;
 //! - [`settings`]: the `WASMPOD_*` settings; [`error`]: the crate's error type.
 
@@ -31,6 +33,7 @@ pub use cache::CacheOutcome;
 pub use engine::{Compiled, Wasm, WasmEngine};
 pub use error::{Error, Result};
 pub use guest::context::{GuestConfig, Preopen};
+pub use guest::dns::PodDns;
 pub use guest::limits::Usage;
 pub use guest::run::{OOM_EXIT_CODE, TRAP_EXIT_CODE, run_to_completion};
 pub use guest::{Guest, GuestState, P1State};

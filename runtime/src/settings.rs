@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::num::{NonZeroU16, NonZeroUsize};
+use std::path::{Component, PathBuf};
 use std::str::FromStr;
 
 use crate::error::{Error, Result};
@@ -13,8 +14,11 @@ pub const SETTING_PREFIX: &str = "WASMPOD_";
 pub const HTTP_PORT: &str = wasmpod_oci::names::HTTP_PORT_SETTING;
 /// How many requests an HTTP guest handles at once; more wait in line.
 pub const HTTP_MAX_CONCURRENCY: &str = "WASMPOD_HTTP_MAX_CONCURRENCY";
+/// A PEM file of CA certificates the guest's outgoing HTTPS requests trust besides the
+/// webpki (Mozilla) roots, as the container sees it: a file in one of its volumes.
+pub const CA_BUNDLE: &str = "WASMPOD_CA_BUNDLE";
 /// Every setting, for the message that rejects an unknown one.
-pub const KNOWN_SETTINGS: [&str; 2] = [HTTP_PORT, HTTP_MAX_CONCURRENCY];
+pub const KNOWN_SETTINGS: [&str; 3] = [HTTP_PORT, HTTP_MAX_CONCURRENCY, CA_BUNDLE];
 
 pub const DEFAULT_HTTP_PORT: NonZeroU16 = NonZeroU16::new(8080).expect("8080 is not zero");
 pub const DEFAULT_HTTP_MAX_CONCURRENCY: NonZeroUsize =
@@ -25,6 +29,8 @@ pub const DEFAULT_HTTP_MAX_CONCURRENCY: NonZeroUsize =
 pub struct Settings {
     pub http_port: NonZeroU16,
     pub http_max_concurrency: NonZeroUsize,
+    /// `WASMPOD_CA_BUNDLE`: the container's path of extra CA certificates.
+    pub ca_bundle: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -32,6 +38,7 @@ impl Default for Settings {
         Self {
             http_port: DEFAULT_HTTP_PORT,
             http_max_concurrency: DEFAULT_HTTP_MAX_CONCURRENCY,
+            ca_bundle: None,
         }
     }
 }
@@ -56,6 +63,7 @@ impl Settings {
                 HTTP_MAX_CONCURRENCY => {
                     settings.http_max_concurrency = parse(&name, &value, "a positive number")?
                 }
+                CA_BUNDLE => settings.ca_bundle = Some(container_path(&name, &value)?),
                 _ if is_service_link(&name) => guest_env.push((name, value)),
                 _ => return Err(Error::UnknownSetting { name, value }),
             }
@@ -91,6 +99,20 @@ fn is_service_link(name: &str) -> bool {
     }
 }
 
+/// A path as the container sees it: absolute, and without `..`, which could only mean
+/// leaving the volume it names.
+fn container_path(name: &str, value: &str) -> Result<PathBuf> {
+    let path = PathBuf::from(value);
+    if path.is_absolute() && !path.components().any(|c| c == Component::ParentDir) {
+        return Ok(path);
+    }
+    Err(Error::InvalidSetting {
+        name: name.into(),
+        value: value.into(),
+        expected: "an absolute path without `..` (the container's view)",
+    })
+}
+
 fn parse<T: FromStr>(name: &str, value: &str, expected: &'static str) -> Result<T> {
     value.parse().map_err(|_| Error::InvalidSetting {
         name: name.into(),
@@ -120,8 +142,13 @@ mod tests {
             ("A", "1"),
             (HTTP_PORT, "9000"),
             (HTTP_MAX_CONCURRENCY, "8"),
+            (CA_BUNDLE, "/etc/ssl/extra/ca.pem"),
         ]))
         .expect("parse");
+        assert_eq!(
+            s.ca_bundle.as_deref(),
+            Some(std::path::Path::new("/etc/ssl/extra/ca.pem"))
+        );
         assert_eq!(s.http_port.get(), 9000);
         assert_eq!(s.http_max_concurrency.get(), 8);
         assert_eq!(s.http_addr().to_string(), "0.0.0.0:9000");
@@ -153,6 +180,8 @@ mod tests {
             (HTTP_PORT, "http"),
             (HTTP_MAX_CONCURRENCY, "0"),
             (HTTP_MAX_CONCURRENCY, "-1"),
+            (CA_BUNDLE, "ca.pem"),
+            (CA_BUNDLE, "/etc/ssl/../../ca.pem"),
             ("WASMPOD_HTTP_PROT", "8080"),
         ] {
             let err = Settings::from_env(env(&[(name, value)])).expect_err(name);

@@ -1,8 +1,9 @@
 //! Turns a container's OCI runtime spec into the runtime's plain inputs: its settings (the
-//! `WASMPOD_*` variables, taken out of the env), args, env, volumes and memory limit.
+//! `WASMPOD_*` variables, taken out of the env), args, env, volumes, memory limit and the
+//! pod's name resolution (the files CRI mounts at /etc/resolv.conf and /etc/hosts).
 
-use oci_spec::runtime::Spec;
-use wasmpod_runtime::{GuestConfig, Preopen, Settings};
+use oci_spec::runtime::{Mount, Spec};
+use wasmpod_runtime::{GuestConfig, PodDns, Preopen, Settings};
 
 /// The settings and guest inputs of a Wasm container. Stdio and network are the caller's:
 /// they come from the Create request and the pod's namespaces, not from the spec.
@@ -22,6 +23,8 @@ pub fn guest_inputs(spec: &Spec) -> wasmpod_runtime::Result<(Settings, GuestConf
         env,
         preopens: preopens(spec),
         memory_limit: memory_limit(spec),
+        dns: pod_dns(spec),
+        ca_bundle: settings.ca_bundle.clone(),
         ..Default::default()
     };
     Ok((settings, config))
@@ -37,16 +40,41 @@ fn memory_limit(spec: &Spec) -> Option<u64> {
         .filter(|l| *l > 0)
 }
 
+/// The pod's resolv.conf and hosts file: the files CRI writes into the sandbox's directory and
+/// bind-mounts into each container, so a guest resolves names as a container of its pod
+/// would. No resolv.conf mount (a container not made by CRI), no resolver.
+fn pod_dns(spec: &Spec) -> Option<PodDns> {
+    let file_bound_at = |dest: &str| {
+        spec.mounts()
+            .iter()
+            .flatten()
+            .filter(|m| is_bind(m) && m.destination().as_os_str() == dest)
+            .filter_map(|m| m.source().clone())
+            // A later mount at the same place hides an earlier one.
+            .rfind(|src| src.is_file())
+    };
+    Some(PodDns {
+        resolv_conf: file_bound_at("/etc/resolv.conf")?,
+        hosts: file_bound_at("/etc/hosts"),
+    })
+}
+
+fn is_bind(m: &Mount) -> bool {
+    m.typ().as_deref() == Some("bind")
+        || m.options()
+            .iter()
+            .flatten()
+            .any(|o| o == "bind" || o == "rbind")
+}
+
 /// Bind mounts of the spec that are directories become preopens; the guest sees nothing else
 /// of any filesystem (no rootfs, no host paths).
 fn preopens(spec: &Spec) -> Vec<Preopen> {
     let mut out = Vec::new();
     for m in spec.mounts().iter().flatten() {
         let opts = m.options().clone().unwrap_or_default();
-        let is_bind =
-            m.typ().as_deref() == Some("bind") || opts.iter().any(|o| o == "bind" || o == "rbind");
         let dest = m.destination().to_string_lossy().to_string();
-        if !is_bind
+        if !is_bind(m)
             || ["/proc", "/dev", "/sys"]
                 .iter()
                 .any(|p| dest == *p || dest.starts_with(&format!("{p}/")))
@@ -97,6 +125,37 @@ mod tests {
         assert_eq!(config.preopens.len(), 1, "{:?}", config.preopens);
         assert_eq!(config.preopens[0].guest, "/data");
         assert!(config.preopens[0].read_only);
+        assert_eq!(config.dns, None, "no /etc/resolv.conf mount, no resolver");
+    }
+
+    #[test]
+    fn the_pods_resolv_conf_and_hosts_are_the_sources_of_their_mounts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (resolv, hosts) = (dir.path().join("resolv.conf"), dir.path().join("hosts"));
+        std::fs::write(&resolv, "nameserver 10.96.0.10\n").expect("write");
+        std::fs::write(&hosts, "127.0.0.1 localhost\n").expect("write");
+        let s = spec(&format!(
+            r#"{{"ociVersion": "1.0.2",
+                "process": {{"cwd": "/", "user": {{"uid": 0, "gid": 0}},
+                            "env": ["WASMPOD_CA_BUNDLE=/etc/ssl/extra/ca.pem"]}},
+                "mounts": [
+                  {{"destination": "/etc/hosts", "type": "bind", "source": "{}", "options": ["rbind", "rprivate", "rw"]}},
+                  {{"destination": "/etc/resolv.conf", "type": "bind", "source": "{}", "options": ["rbind", "rprivate", "ro"]}}
+                ]}}"#,
+            hosts.display(),
+            resolv.display()
+        ));
+        let (settings, config) = guest_inputs(&s).expect("inputs");
+        assert_eq!(
+            config.dns,
+            Some(PodDns {
+                resolv_conf: resolv,
+                hosts: Some(hosts)
+            })
+        );
+        assert!(config.preopens.is_empty(), "files are no volumes");
+        assert_eq!(config.ca_bundle, settings.ca_bundle);
+        assert!(config.ca_bundle.is_some());
     }
 
     #[test]

@@ -12,6 +12,7 @@ use containerd_shim_protos::protobuf::Message;
 
 use std::time::Duration;
 
+use support::dns::{Dnsmasq, NodeHostsEntry, PodFiles};
 use support::{Containerd, NetNs, Registry, cgroups, component, text};
 use wasmpod_testkit::{Tier, tests};
 
@@ -535,6 +536,125 @@ fn guests_make_outgoing_http_requests_from_the_pod_network() {
     );
 }
 
+/// A guest resolves names as a container of its pod would, from the files CRI mounts at
+/// /etc/resolv.conf and /etc/hosts: through the search list and the pod's DNS server (here
+/// dnsmasq on the pod's loopback, unreachable from anywhere else), from the pod's hosts file,
+/// never from the node's /etc/hosts; a missing name is a clean error, for bare lookups
+/// (`wasi:sockets`) and outgoing HTTP (`wasi:http`) alike.
+fn guests_resolve_names_through_the_pods_resolv_conf_and_hosts_file() {
+    let cd = Containerd::start();
+    let ns = NetNs::new("wp-dns");
+    let dns = Dnsmasq::start(
+        &ns,
+        cd.dir.path(),
+        &[
+            ("web.ns1.svc.wasmpod.test", "127.0.0.1"),
+            ("api.svc.wasmpod.test", "127.0.0.42"),
+        ],
+    );
+    start_http(&cd, &ns, "server", "pod-d", &[]);
+    assert!(
+        ns.curl("http://127.0.0.1:8080/", Duration::from_secs(20))
+            .is_some()
+    );
+    let _node_only = NodeHostsEntry::add("127.0.0.9", "wasmpod-node-only.test");
+    let pod = PodFiles::write(
+        &cd.dir.path().join("pod-d"),
+        "search ns1.svc.wasmpod.test svc.wasmpod.test\n\
+         nameserver 127.0.0.1\n\
+         options ndots:5 timeout:2 attempts:2\n",
+        "127.0.0.1 localhost\n127.0.0.7 pod-alias\n",
+    );
+    let netns = format!("network:{}", ns.path());
+    let mut flags = vec!["--with-ns".to_string(), netns.clone()];
+    flags.extend(pod.mount_args());
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+
+    let lookup = cd.import_rootfs("name-lookup", "name-lookup", "/lookup.wasm");
+    let names = [
+        "api",
+        "web.ns1.svc.wasmpod.test.",
+        "pod-alias",
+        "missing",
+        "wasmpod-node-only.test",
+    ];
+    let args = [&flags[..], &["--", "/lookup.wasm"], &names[..]].concat();
+    let (code, out, err) = cd.run_rm(&lookup, "lookup", &args);
+    let ctx = format!("stdout:\n{out}\nstderr:\n{err}\ndnsmasq:\n{}", dns.log());
+    assert_eq!(code, 0, "{ctx}");
+    for line in [
+        "lookup api -> 127.0.0.42",
+        "lookup web.ns1.svc.wasmpod.test. -> 127.0.0.1",
+        "lookup pod-alias -> 127.0.0.7",
+        "lookup missing -> error name-unresolvable",
+        "lookup wasmpod-node-only.test -> error name-unresolvable",
+    ] {
+        assert!(out.contains(line), "want {line:?}\n{ctx}");
+    }
+    // The search list in order (ndots:5), through the pod's server; the hosts file first.
+    let log = dns.log();
+    let asked = |name: &str| log.contains(&format!("query[A] {name} "));
+    assert!(
+        asked("api.ns1.svc.wasmpod.test") && asked("api.svc.wasmpod.test"),
+        "{ctx}"
+    );
+    assert!(!asked("pod-alias.ns1.svc.wasmpod.test"), "{ctx}");
+
+    let get = component("http-get");
+    let get = cd.import(
+        "http-get",
+        &[
+            "rootfs",
+            "--wasm",
+            get.to_str().unwrap(),
+            "--entrypoint",
+            "/get.wasm",
+        ],
+    );
+    let url = |host: &str| format!("TARGET_URL=http://{host}:8080/");
+    let (web, missing) = (url("web"), url("missing"));
+    let (code, out, err) = cd.run_rm(
+        &get,
+        "get-web",
+        &[&flags[..], &["--env", web.as_str()]].concat(),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("-> 200") && out.contains("hello from wasmpod http"),
+        "{out}"
+    );
+    let (code, out, err) = cd.run_rm(
+        &get,
+        "get-missing",
+        &[&flags[..], &["--env", missing.as_str()]].concat(),
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("DnsError") && err.contains("NXDOMAIN"),
+        "a clean DNS error: {out}{err}"
+    );
+
+    // A container without the pod's files (not made by CRI) resolves no name at all.
+    let (code, out, err) = cd.run_rm(
+        &lookup,
+        "bare",
+        &[
+            "--with-ns",
+            &netns,
+            "--",
+            "/lookup.wasm",
+            "wasmpod-node-only.test",
+            "127.0.0.5",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("lookup wasmpod-node-only.test -> error permanent-resolver-failure")
+            && out.contains("lookup 127.0.0.5 -> 127.0.0.5"),
+        "{out}{err}"
+    );
+}
+
 fn version_and_info_flags_answer_without_containerd() {
     let out = support::run(std::process::Command::new(support::shim_binary()).arg("-v"));
     assert!(out.status.success());
@@ -738,6 +858,7 @@ fn main() {
             native_sidecar_in_a_wasm_pod_runs_with_runc,
             unsupported_calls_answer_unimplemented,
             guests_make_outgoing_http_requests_from_the_pod_network,
+            guests_resolve_names_through_the_pods_resolv_conf_and_hosts_file,
             version_and_info_flags_answer_without_containerd,
             stats_report_what_serving_the_container_costs,
             cpu_limit_applies_to_a_spinning_guest,

@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use wasmtime_wasi::cli::{OutputFile, StdoutStream};
 use wasmtime_wasi::filesystem::WasiFilesystemCtx;
@@ -11,6 +11,9 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiView};
 
 use crate::error::{Error, Result, chain};
+use crate::guest::dns::{Dns, PodDns};
+use crate::guest::link::{NameLookup, Outgoing};
+use crate::guest::tls;
 
 /// One directory the guest may use.
 #[derive(Clone, Debug)]
@@ -37,6 +40,12 @@ pub struct GuestConfig {
     /// Whether the guest may use sockets. Only when its threads run in a network namespace
     /// of its own (the pod's), never on the node's network.
     pub network: bool,
+    /// The pod's resolv.conf and hosts file, which name lookups (`wasi:sockets`) and outgoing
+    /// `wasi:http` requests use; without them only IP literals resolve.
+    pub dns: Option<PodDns>,
+    /// Extra CA certificates for outgoing HTTPS (`WASMPOD_CA_BUNDLE`): a PEM file as the
+    /// container sees it, found through `preopens`.
+    pub ca_bundle: Option<PathBuf>,
 }
 
 /// The guest's stdio, held until the guest exits.
@@ -57,10 +66,14 @@ pub(crate) struct GuestContext {
     /// end-of-file (CRI does, before it deletes the task).
     stdio: Mutex<Option<Stdio>>,
     network: bool,
+    /// Name lookups and outgoing HTTP share one resolver, and so its cache.
+    name_lookup: NameLookup,
+    outgoing: Outgoing,
 }
 
 impl GuestContext {
-    /// Opens the guest's directories. Errors name the directory that cannot be opened.
+    /// Opens the guest's directories and reads its DNS and TLS configuration. Errors name the
+    /// directory or file at fault.
     pub(crate) fn new(config: GuestConfig) -> Result<Self> {
         let mut dirs = WasiCtxBuilder::new();
         for p in &config.preopens {
@@ -76,6 +89,13 @@ impl GuestContext {
                 })?;
         }
         let filesystem = std::mem::take(dirs.build().filesystem());
+        let dns = config
+            .dns
+            .as_ref()
+            .map(Dns::load)
+            .transpose()?
+            .map(Arc::new);
+        let tls = tls::client_config(config.ca_bundle.as_deref(), &config.preopens)?;
         Ok(Self {
             args: config.args,
             env: config.env,
@@ -85,7 +105,22 @@ impl GuestContext {
                 stderr: config.stderr.map(OutputFile::new),
             })),
             network: config.network,
+            name_lookup: NameLookup {
+                allowed: config.network,
+                dns: dns.clone(),
+            },
+            outgoing: Outgoing { dns, tls },
         })
+    }
+
+    /// What an instance's name lookups use.
+    pub(crate) fn name_lookup(&self) -> NameLookup {
+        self.name_lookup.clone()
+    }
+
+    /// The connector of an instance's outgoing HTTP requests.
+    pub(crate) fn outgoing(&self) -> Outgoing {
+        self.outgoing.clone()
     }
 
     fn stdio(&self) -> MutexGuard<'_, Option<Stdio>> {
@@ -122,7 +157,8 @@ impl GuestContext {
         if self.network {
             b.inherit_network();
         }
-        // Name lookups would use the node's resolver configuration, not the pod's.
+        // wasmtime-wasi's lookups would use the node's resolver configuration, not the pod's:
+        // ours replace them (`link/ip_name_lookup.rs`); this keeps its own off regardless.
         b.allow_ip_name_lookup(false);
         b
     }

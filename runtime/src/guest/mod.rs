@@ -2,13 +2,16 @@
 //! instances run in.
 //!
 //! Split by concern: [`context`] (args, env, volumes, stdio, network → each instance's
-//! `WasiCtx`), [`limits`] (memory limit and usage), [`link`] (one module per host interface),
-//! [`run`] (running to completion, exit statuses).
+//! `WasiCtx`), [`dns`] (the pod's resolver), `tls` (the roots of outgoing HTTPS), [`limits`]
+//! (memory limit and usage), [`link`] (one module per host interface), [`run`] (running to
+//! completion, exit statuses).
 
 pub mod context;
+pub mod dns;
 pub mod limits;
 pub(crate) mod link;
 pub mod run;
+mod tls;
 
 use std::sync::Arc;
 
@@ -21,6 +24,7 @@ use wasmtime_wasi_http::WasiHttpCtx;
 use crate::error::Result;
 use context::{GuestConfig, GuestContext};
 use limits::{Limits, MemoryLimiter, Usage};
+use link::{NameLookup, Outgoing};
 
 /// A guest's inputs, prepared once and shared by all its instances.
 pub struct Guest {
@@ -64,6 +68,8 @@ impl Guest {
         let state = GuestState {
             wasi: self.context.wasi_ctx(),
             http: WasiHttpCtx::new(),
+            name_lookup: self.context.name_lookup(),
+            outgoing: self.context.outgoing(),
             table: ResourceTable::new(),
             limiter: self.limits.limiter(),
         };
@@ -93,6 +99,8 @@ fn limited<T: 'static>(
 pub struct GuestState {
     pub(crate) wasi: WasiCtx,
     pub(crate) http: WasiHttpCtx,
+    pub(crate) name_lookup: NameLookup,
+    pub(crate) outgoing: Outgoing,
     pub(crate) table: ResourceTable,
     limiter: MemoryLimiter,
 }

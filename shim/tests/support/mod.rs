@@ -15,6 +15,7 @@ pub const RUNTIME: &str = wasmpod_oci::names::RUNTIME_TYPE;
 pub const NS: &str = "wasmpod-test";
 
 pub mod cgroups;
+pub mod dns;
 
 /// Which containerd the suite runs against: `WASMPOD_TEST_CONTAINERD=2` (default) or `1.7`.
 pub fn containerd_flavor() -> String {
@@ -51,7 +52,8 @@ pub fn oci_pack() -> PathBuf {
 }
 
 /// Why this tier cannot run here, if it cannot: it needs root, the containerd of
-/// `WASMPOD_TEST_CONTAINERD`, runc, docker-registry, skopeo, the test components and oci-pack.
+/// `WASMPOD_TEST_CONTAINERD`, runc, docker-registry, skopeo, dnsmasq, the test components and
+/// oci-pack.
 pub fn missing_prerequisites() -> Option<String> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -59,13 +61,14 @@ pub fn missing_prerequisites() -> Option<String> {
     }
     let containerd = paths::deps_dir(containerd_component()).unwrap_or_default();
     let build = format!("e2e/build-deps.sh {}", containerd_component());
-    let deps = "make deps (apt-get install runc docker-registry skopeo)";
+    let deps = "make deps (apt-get install runc docker-registry skopeo dnsmasq-base)";
     paths::first_missing([
         paths::missing_file(&containerd.join("containerd"), &build),
         paths::missing_file(&containerd.join("ctr"), &build),
         paths::missing_command("runc", deps),
         paths::missing_command("docker-registry", deps),
         paths::missing_command("skopeo", deps),
+        paths::missing_command("dnsmasq", deps),
         paths::missing_file(&component("hello-http"), "e2e/components/build.sh"),
         paths::missing_file(&oci_pack(), "e2e/oci-pack/build.sh"),
     ])

@@ -1,6 +1,6 @@
-//! `wasi:http`: the types and `outgoing-handler` a guest imports. Outgoing requests leave
-//! from the guest's threads, so from the pod's network namespace. Serving
-//! `incoming-handler` is `crate::http`.
+//! `wasi:http`: the types and `outgoing-handler` a guest imports. Outgoing requests go
+//! through our connector (`outgoing.rs`: the pod's resolver, sane timeouts) from the guest's
+//! threads, so from the pod's network namespace. Serving `incoming-handler` is `crate::http`.
 
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
@@ -12,7 +12,7 @@ impl WasiHttpView for GuestState {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: Default::default(),
+            hooks: &mut self.outgoing,
         }
     }
 }

@@ -2,7 +2,12 @@
 //! (its view of the store data and its `link` function) plus one line in [`COMPONENT`].
 
 mod http;
+mod ip_name_lookup;
+mod outgoing;
 mod wasi;
+
+pub(crate) use ip_name_lookup::NameLookup;
+pub(crate) use outgoing::Outgoing;
 
 use wasmtime::Engine;
 use wasmtime::component::Linker;
@@ -12,8 +17,13 @@ use crate::guest::{GuestState, P1State};
 
 type LinkFn = fn(&mut Linker<GuestState>) -> wasmtime::Result<()>;
 
-/// Every interface linked into component guests (commands and HTTP handlers).
-const COMPONENT: &[(&str, LinkFn)] = &[("wasi p2", wasi::link), ("wasi:http", http::link)];
+/// Every interface linked into component guests (commands and HTTP handlers), in this order:
+/// ours of `wasi:sockets/ip-name-lookup` replaces wasmtime-wasi's, so it comes after it.
+const COMPONENT: &[(&str, LinkFn)] = &[
+    ("wasi p2", wasi::link),
+    ("wasi:sockets/ip-name-lookup", ip_name_lookup::link),
+    ("wasi:http", http::link),
+];
 
 /// A linker with every component interface; a component that imports anything else fails
 /// to pre-instantiate, naming the import.
