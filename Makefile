@@ -100,15 +100,12 @@ check: lint test-build verify test-unit kind-config-check ## The fast lane: fmt,
 # ("[time] TARGET: N s"), so a CI log says where its minutes went.
 timed = $(foreach t,$(1),scripts/timed.sh $(t) $(MAKE) --no-print-directory $(t) &&) true
 
-# test-shim-v2 runs in its VM beside the host-only tiers and the cluster suite on the host node
-# (both mostly wait: on emulation, on daemons); its output comes in one piece when it ends. Then
-# the install tier, on a fresh cluster with the VM node, which also runs the cluster suite's
-# tests of that node: one VM boot for the cluster, none spent on a second cluster's node.
+# test-shim-v2 runs in its VM beside the host-only tiers (both mostly wait: on emulation, on
+# daemons); its output comes in one piece when it ends. Then the cluster tiers, one at a time.
 test-integration: build components go-deps ## Every tier that needs real containerd, an apiserver or the cluster
 	@scripts/beside.sh '$(call timed,test-shim-v2)' -- \
-	  bash -c '$(call timed,test-shim test-operator test-installer chart-lint chart-dry-run) && \
-	    scripts/timed.sh test-cluster-host $(MAKE) --no-print-directory test-cluster V2_NODE=0'
-	@$(call timed,test-install)
+	  bash -c '$(call timed,test-shim test-operator test-installer chart-lint chart-dry-run)'
+	@$(call timed,test-cluster test-install)
 
 # `check` first: a simple mistake fails in minutes, before any integration tier starts. The Go
 # binaries and the Wasm test components build beside it (on a cold machine that fills the cores

@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # `make cluster-test`: tests against the running local cluster (`make cluster-up` first).
 # usage: run.sh [TEST_FUNCTION...]   (default: all tests below)
-#        run.sh --v2-only              (the cgroup v2 VM node's tests only)
 # Every image comes from the local registry and is built on this machine (e2e/cluster/images);
 # all traffic is host -> pod/ClusterIP through cni0 or pod -> pod: nothing leaves this machine.
 # Each test uses the namespace $NS, deleted at the end (KEEP_NS=1 keeps it for debugging).
@@ -551,9 +550,6 @@ $KUBECTL create namespace "$NS" >/dev/null
 # Pods may start only once the namespace's default ServiceAccount exists.
 wait_for 30 "default ServiceAccount in $NS" $K get serviceaccount default
 
-# --v2-only: only the tests of the cgroup v2 VM node (the install suite runs them on the node as
-# the installer set it up).
-v2_only=0; [[ ${1:-} == --v2-only ]] && { v2_only=1; shift; }
 tests=("$@")
 ((${#tests[@]})) || tests=(test_runc_pod_from_local_image test_service_discovery test_runtimeclass_wasmpod_exists
                            test_registry_reachable_from_pods test_egress_guard_in_place
@@ -566,7 +562,6 @@ tests=("$@")
 V2_TESTS=(test_v2_node_runs_container_pods_across_nodes
           test_v2_wasm_pod_cost_is_charged_to_the_pod)
 (($#)) || [[ ${WASMPOD_V2_NODE:-0} != 1 ]] || tests+=("${V2_TESTS[@]}")
-((v2_only)) && tests=("${V2_TESTS[@]}")
 echo "cluster tests in namespace $NS (containerd $CONTAINERD)"
 for t in "${tests[@]}"; do
   # The VM node may still be booting (with-cluster.sh): wait for it before its first test.

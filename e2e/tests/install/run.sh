@@ -182,14 +182,6 @@ test_wasm_pods_land_on_both_nodes_after_the_install() {
   echo "wasm-on-v2 on $($KUBECTL -n "$APPS" get pod wasm-on-v2 -o jsonpath='{.spec.nodeName}'), wasm-on-host on $NODE_NAME: both answer"
 }
 
-# (VM) The cluster suite's tests of the cgroup v2 node (pods across nodes, a Wasm pod's cost
-# charged to it, OOMKilled), on the node as the installer set it up. `make test` runs the
-# cluster suite itself on the host node only, beside the shim's VM tier: one VM boot fewer.
-test_cluster_suite_v2_node_tests() {
-  v2_node_ready || skip "no cgroup v2 node (WASMPOD_V2_NODE=1)"
-  WASMPOD_V2_NODE=1 "$here/../cluster/run.sh" --v2-only || fail "the cluster suite's v2 node tests failed"
-}
-
 # (VM) `kubectl annotate node wasmpod-v2 wasmpod.io/uninstall=true` takes the runtime off that node
 # only: its label and containerd's runtime go, a new Wasm pod for it stays Pending, and the host
 # node keeps serving (the sample's Service, a new Wasm pod there).
@@ -339,7 +331,6 @@ v2() { [[ ${WASMPOD_V2_NODE:-0} == 1 ]] && printf '%s\n' "$@"; return 0; }
   $(v2 test_runtimeclass_keeps_wasm_pods_off_the_bare_v2_node)
   test_helm_install_sets_up_the_bare_node
   $(v2 test_wasm_pods_land_on_both_nodes_after_the_install)
-  $(v2 test_cluster_suite_v2_node_tests)
   test_helm_sample_wasmapp_answers_a_container_pod
   test_helm_upgrade_rolls_the_operator_out
   $(v2 test_uninstall_on_one_node_leaves_the_other_serving)
