@@ -258,13 +258,89 @@ spec:
   containers:
   - name: app
     image: $WASM_CLIENT_IMAGE
-    # Guests do no DNS lookups of their own (they would use the node's resolver), so the
-    # client uses the Service's environment variable, expanded by the kubelet.
+    # By the Service's environment variable (expanded by the kubelet); names are
+    # test_wasm_guest_resolves_names_like_its_pod's.
     env: [{name: TARGET_URL, value: "http://\$(WEB_FOR_WASM_SERVICE_HOST)/from-wasm"}]
 EOF
   logs=$(run_to_end wasm-client)
   echo "wasm -> container: $logs"
   grep -q "hello from web-for-wasm path /from-wasm" <<< "$logs" || fail "Wasm pod did not reach the container pod"
+}
+
+# A Wasm guest resolves names as a container of its pod would: from the pod's resolv.conf
+# (search domains: short name, name.namespace, FQDN) and hosts file (hostAliases), through the
+# cluster DNS; a name that does not exist is a clean DNS error for the guest, not a hang or a
+# trap; a name only in the node's /etc/hosts is not visible (127.0.0.77, so a wrong answer
+# could not send anything off this machine).
+test_wasm_guest_resolves_names_like_its_pod() {
+  [[ -x $WASMPOD_SHIM && -n $WASM_CLIENT_IMAGE ]] || skip "shim or Wasm images not built"
+  local svc_ip logs node_only=wasmpod-node-only-name
+  hello_server web-by-name
+  wait_ready web-by-name
+  wait_service_serves "$NS" web-by-name /from-node "hello from web-by-name" || fail "Service web-by-name not serving"
+  svc_ip=$($K get service web-by-name -o jsonpath='{.spec.clusterIP}')
+  grep -q " $node_only\$" /etc/hosts || echo "127.0.0.77 $node_only" >> /etc/hosts
+  # shellcheck disable=SC2064  # the name is fixed now
+  trap "sed -i '/ $node_only\$/d' /etc/hosts" RETURN
+  apply <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: wasm-dns}
+spec:
+  runtimeClassName: wasmpod
+  restartPolicy: Never
+  hostAliases: [{ip: "$svc_ip", hostnames: [web-alias]}]
+  containers:
+  - name: app
+    image: $WASM_CLIENT_IMAGE
+    env:
+    - name: TARGET_URL
+      value: >-
+        http://web-by-name/short http://web-by-name.$NS/dotted
+        http://web-by-name.$NS.svc.$CLUSTER_DOMAIN/fqdn http://web-alias/alias
+        http://no-such-service/missing http://$node_only/node-hosts
+EOF
+  local deadline=$(( $(date +%s) + 120 )) phase
+  until phase=$($K get pod wasm-dns -o jsonpath='{.status.phase}') && [[ $phase == Succeeded || $phase == Failed ]]; do
+    (( $(date +%s) < deadline )) || fail "pod wasm-dns still $phase after 120 s (a lookup hangs?)"
+    sleep 1
+  done
+  logs=$($K logs wasm-dns)
+  echo "$logs"
+  local path
+  for path in short dotted fqdn alias; do
+    grep -q "hello from web-by-name path /$path" <<< "$logs" || fail "the guest did not reach web-by-name as /$path"
+  done
+  grep -q "GET http://no-such-service/missing failed: .*DnsError" <<< "$logs" ||
+    fail "a missing name is not a clean DNS error for the guest"
+  grep -q "GET http://$node_only/node-hosts failed: .*DnsError" <<< "$logs" ||
+    fail "the guest resolved a name that only the node's /etc/hosts has"
+  [[ $phase == Failed ]] || fail "http-get should exit 1 (two lookups must fail), pod $phase"
+  # An HTTP handler calling out by name: served, and a missing name is a 502, not a trap.
+  apply <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: wasm-fetcher}
+spec:
+  runtimeClassName: wasmpod
+  containers:
+  - name: app
+    image: $WASM_HTTP_IMAGE
+    readinessProbe:
+      httpGet: {path: /, port: 8080}
+      periodSeconds: 1
+EOF
+  wait_ready wasm-fetcher
+  local ip code body
+  ip=$($K get pod wasm-fetcher -o jsonpath='{.status.podIP}')
+  body=$(curl -fsS --max-time 15 "http://$ip:8080/fetch?url=http://web-by-name/handler") ||
+    fail "the Wasm handler's /fetch by name failed"
+  grep -q "hello from web-by-name path /handler" <<< "$body" || fail "the Wasm handler did not reach web-by-name: $body"
+  code=$(curl -s -o /tmp/wasm-fetch-missing.$$ -w '%{http_code}' --max-time 15 "http://$ip:8080/fetch?url=http://no-such-service/")
+  body=$(cat /tmp/wasm-fetch-missing.$$); rm -f /tmp/wasm-fetch-missing.$$
+  [[ $code == 502 && $body == *DnsError* ]] || fail "a missing name gave the handler '$code $body', want 502 and a DnsError"
+  [[ $($K get pod wasm-fetcher -o jsonpath='{.status.containerStatuses[0].restartCount}') == 0 ]] ||
+    fail "the Wasm handler restarted"
 }
 
 # A CNCF Wasm artifact (config application/vnd.wasm.config.v0+json, one application/wasm layer)
@@ -556,6 +632,7 @@ tests=("$@")
                            test_mixed_cluster_wasm_and_container_pods
                            test_wasm_artifact_and_layer_images_via_cri
                            test_readme_plain_pod_example
+                           test_wasm_guest_resolves_names_like_its_pod
                            test_operator_wasmapp_on_cluster
                            test_wasm_pod_cost_is_charged_to_the_pod)
 # The tests of the cgroup v2 VM node, when the cluster has it (WASMPOD_V2_NODE=1).
