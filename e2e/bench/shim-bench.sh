@@ -4,7 +4,10 @@
 #      native hello, median of $RUNS runs each;
 #   2. memory: RSS and PSS of every process the runtime adds for one idle HTTP container;
 #   3. HTTP: requests/s and p99 of hello-http served by the shim vs `wasmtime serve` of the
-#      same wasmtime version, same component, same load generator (wrk -t2 -c50).
+#      same wasmtime version, same component, same load generator (wrk -t2 -c50);
+#   4. outgoing HTTP: requests/s of a handler that calls another local HTTP server for every
+#      request (hello-http's /fetch), naming it by a DNS name (the pod's resolv.conf, dnsmasq in
+#      the pod's netns, cached by the guest's resolver) vs by IP, same run.
 # With BENCH_BASELINE_REF=<git ref> (e.g. the commit a change starts from), the shim built from
 # that ref is measured beside this one in 1. and 3., and the ratio printed: before and after in
 # the same run, on the same machine load. It is built once per commit, from a `git worktree`
@@ -172,3 +175,31 @@ if [[ -n $BASELINE_REF ]]; then
 fi
 echo "ratio vs wasmtime serve (same run): $(ratio "$shim_rps" "$ws_rps")   (target >= 1.5)"
 echo "ratio vs runwasi-class 12.1k req/s: $(ratio "$shim_rps" 12100)   (target >= 1.5)"
+
+echo "== outgoing HTTP: a handler calling a local HTTP server per request, by name vs by IP (wrk -t2 -c50 -d$DURATION)"
+# The pod's name resolution as CRI sets it up: resolv.conf and hosts files mounted at /etc, a
+# DNS server (dnsmasq, no upstream) answering on the pod's loopback.
+gcc -static -Os -o "$work/upstream" "$repo/e2e/cluster/images/hello-http.c"
+ip netns exec $ns env PORT=8090 "$work/upstream" >"$work/upstream.log" 2>&1 &
+pids+=($!)
+ip netns exec $ns dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
+  --bind-interfaces --listen-address=127.0.0.1 --user=root --group=root --pid-file= \
+  --host-record=upstream.bench.svc.cluster.local,127.0.0.1 --address=/#/ >"$work/dnsmasq.log" 2>&1 &
+pids+=($!)
+printf 'nameserver 127.0.0.1\nsearch bench.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n' > "$work/resolv.conf"
+printf '127.0.0.1 localhost\n' > "$work/hosts"
+ctr run -d --runtime io.containerd.wasmpod.v1 --with-ns network:/var/run/netns/$ns \
+  --mount "type=bind,src=$work/resolv.conf,dst=/etc/resolv.conf,options=rbind:ro" \
+  --mount "type=bind,src=$work/hosts,dst=/etc/hosts,options=rbind:ro" bench/http:v1 fetch >/dev/null
+for _ in $(seq 100); do ip netns exec $ns curl -sf http://127.0.0.1:8080/ >/dev/null && break; sleep 0.1; done
+by_name=http://127.0.0.1:8080/fetch?url=http://upstream:8090/by-name
+by_ip=http://127.0.0.1:8080/fetch?url=http://127.0.0.1:8090/by-ip
+for u in "$by_name" "$by_ip"; do
+  ip netns exec $ns curl -sf "$u" | grep -q "path /by-" || { echo "GET $u does not reach the upstream: $(ip netns exec $ns curl -s "$u")"; exit 1; }
+done
+out=$(load "$by_name"); name_rps=$(echo "$out" | parse_rps); name_p99=$(echo "$out" | parse_p99)
+out=$(load "$by_ip"); ip_rps=$(echo "$out" | parse_rps); ip_p99=$(echo "$out" | parse_p99)
+stop fetch
+echo "by name (upstream, search domains, DNS): $name_rps req/s, p99 $name_p99"
+echo "by IP (127.0.0.1):                       $ip_rps req/s, p99 $ip_p99"
+echo "ratio by name / by IP (same run):        $(ratio "$name_rps" "$ip_rps")   (near 1: lookups are cached, not asked per request)"
