@@ -18,6 +18,16 @@ pub enum Error {
     /// would otherwise be silently ignored.
     #[error("{name}={value} is not a wasmpod setting (known: {known})", known = KNOWN_SETTINGS.join(", "))]
     UnknownSetting { name: String, value: String },
+    /// A setting that grants a capability (a bucket, a config key, the outbound allow-list)
+    /// with a bad name or value; `detail` never repeats a credential.
+    #[error("{name}: {detail}")]
+    InvalidGrant { name: String, detail: String },
+    /// The component imports an interface the container was not granted.
+    #[error("the component imports {interface}, which this container was not granted: {how}")]
+    NotGranted { interface: String, how: String },
+    /// A granted capability cannot be set up (a file bucket outside the volumes, ...).
+    #[error("{what}: {detail}")]
+    Capability { what: String, detail: String },
     #[error("create the wasmtime engine: {0}")]
     Engine(String),
     #[error("compile: {0}")]
@@ -52,7 +62,12 @@ impl Error {
     pub fn is_invalid_input(&self) -> bool {
         matches!(
             self,
-            Error::InvalidSetting { .. } | Error::UnknownSetting { .. } | Error::CaBundle { .. }
+            Error::InvalidSetting { .. }
+                | Error::UnknownSetting { .. }
+                | Error::CaBundle { .. }
+                | Error::InvalidGrant { .. }
+                | Error::NotGranted { .. }
+                | Error::Capability { .. }
         )
     }
 }

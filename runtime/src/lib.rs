@@ -19,9 +19,13 @@
 //!   names and HTTP through the pod's resolver), [`guest::run`] (running to completion,
 //!   exit statuses);
 //! - [`http`]: serving `wasi:http/incoming-handler`;
+//! - [`capability`]: what a container can be granted beyond WASI — key-value buckets and their
+//!   backends, config values, the outbound allow-list (linked by `guest::link::keyvalue` and
+//!   `guest::link::config`, enforced in `outgoing`, `ip_name_lookup` and the socket check);
 //! - [`settings`]: the `WASMPOD_*` settings; [`error`]: the crate's error type.
 
 pub mod cache;
+pub mod capability;
 pub mod engine;
 pub mod error;
 pub mod guest;
@@ -30,6 +34,7 @@ pub mod program;
 pub mod settings;
 
 pub use cache::CacheOutcome;
+pub use capability::Grants;
 pub use engine::{Compiled, Wasm, WasmEngine};
 pub use error::{Error, Result};
 pub use guest::context::{GuestConfig, Preopen};

@@ -5,6 +5,7 @@ use wasmtime::{Engine, InstancePre, Module};
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
+use crate::capability::Grants;
 use crate::engine::Compiled;
 use crate::error::{Error, Result, chain};
 use crate::guest::link;
@@ -37,10 +38,23 @@ impl Program {
 
     /// Picks the world the guest is run in and links it. `hint` is what the image's metadata
     /// says; the component's exports decide when they contradict it. Errors say what the
-    /// guest exports or imports that we cannot serve.
-    pub fn prepare(engine: &Engine, compiled: Compiled, hint: Option<World>) -> Result<Self> {
+    /// guest exports or imports that we cannot serve, or imports but was not granted.
+    pub fn prepare(
+        engine: &Engine,
+        compiled: Compiled,
+        hint: Option<World>,
+        grants: &Grants,
+    ) -> Result<Self> {
         match compiled {
-            Compiled::Component(c) => prepare_component(engine, c, hint),
+            Compiled::Component(c) => {
+                let imports: Vec<String> = c
+                    .component_type()
+                    .imports(engine)
+                    .map(|(name, _)| name.to_string())
+                    .collect();
+                grants.check_imports(imports.iter().map(String::as_str))?;
+                prepare_component(engine, c, hint)
+            }
             Compiled::Module(m) => prepare_module(engine, m),
         }
     }

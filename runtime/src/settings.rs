@@ -6,6 +6,9 @@ use std::num::{NonZeroU16, NonZeroUsize};
 use std::path::{Component, PathBuf};
 use std::str::FromStr;
 
+use crate::capability::Grants;
+use crate::capability::keyvalue::Backend;
+use crate::capability::outbound::AllowList;
 use crate::error::{Error, Result};
 
 /// Environment variables with this prefix configure the runtime, never the guest.
@@ -17,8 +20,26 @@ pub const HTTP_MAX_CONCURRENCY: &str = "WASMPOD_HTTP_MAX_CONCURRENCY";
 /// A PEM file of CA certificates the guest's outgoing HTTPS requests trust besides the
 /// webpki (Mozilla) roots, as the container sees it: a file in one of its volumes.
 pub const CA_BUNDLE: &str = "WASMPOD_CA_BUNDLE";
+/// `WASMPOD_KEYVALUE_<bucket>=<backend>` grants the key-value bucket `<bucket>`, backed by
+/// `memory`, `redis://...` or `file:<dir>` (see [`crate::capability::keyvalue::Backend`]).
+pub const KEYVALUE_PREFIX: &str = "WASMPOD_KEYVALUE_";
+/// `WASMPOD_CONFIG_<key>=<value>` is `wasi:config` value `<key>`.
+pub const CONFIG_PREFIX: &str = "WASMPOD_CONFIG_";
+/// Where the guest may connect: see [`crate::capability::outbound`]. Unset: anywhere its pod
+/// can; empty: nowhere.
+pub const ALLOWED_OUTBOUND_HOSTS: &str = "WASMPOD_ALLOWED_OUTBOUND_HOSTS";
 /// Every setting, for the message that rejects an unknown one.
-pub const KNOWN_SETTINGS: [&str; 3] = [HTTP_PORT, HTTP_MAX_CONCURRENCY, CA_BUNDLE];
+pub const KNOWN_SETTINGS: [&str; 6] = [
+    HTTP_PORT,
+    HTTP_MAX_CONCURRENCY,
+    CA_BUNDLE,
+    "WASMPOD_KEYVALUE_<bucket>",
+    "WASMPOD_CONFIG_<key>",
+    ALLOWED_OUTBOUND_HOSTS,
+];
+/// Bucket names and config keys: lowercase, so they never look like the kubelet's
+/// (uppercase) Service-link variables, and valid in an env var name on every Kubernetes.
+const GRANT_NAME_RULE: &str = "names of buckets and config keys are lowercase letters, digits and _, starting with a letter, at most 63";
 
 pub const DEFAULT_HTTP_PORT: NonZeroU16 = NonZeroU16::new(8080).expect("8080 is not zero");
 pub const DEFAULT_HTTP_MAX_CONCURRENCY: NonZeroUsize =
@@ -31,6 +52,8 @@ pub struct Settings {
     pub http_max_concurrency: NonZeroUsize,
     /// `WASMPOD_CA_BUNDLE`: the container's path of extra CA certificates.
     pub ca_bundle: Option<PathBuf>,
+    /// Key-value buckets, config values and the outbound allow-list.
+    pub grants: Grants,
 }
 
 impl Default for Settings {
@@ -39,6 +62,7 @@ impl Default for Settings {
             http_port: DEFAULT_HTTP_PORT,
             http_max_concurrency: DEFAULT_HTTP_MAX_CONCURRENCY,
             ca_bundle: None,
+            grants: Grants::default(),
         }
     }
 }
@@ -64,7 +88,31 @@ impl Settings {
                     settings.http_max_concurrency = parse(&name, &value, "a positive number")?
                 }
                 CA_BUNDLE => settings.ca_bundle = Some(container_path(&name, &value)?),
+                ALLOWED_OUTBOUND_HOSTS => {
+                    settings.grants.allowed_outbound = Some(
+                        AllowList::parse(&value)
+                            .map_err(|detail| Error::InvalidGrant { name, detail })?,
+                    );
+                }
+                _ if grant_name(&name, KEYVALUE_PREFIX).is_some() => {
+                    let bucket = grant_name(&name, KEYVALUE_PREFIX).unwrap_or_default();
+                    let backend = Backend::parse(&value).map_err(|detail| Error::InvalidGrant {
+                        name: name.clone(),
+                        detail,
+                    })?;
+                    settings.grants.buckets.insert(bucket.to_string(), backend);
+                }
+                _ if grant_name(&name, CONFIG_PREFIX).is_some() => {
+                    let key = grant_name(&name, CONFIG_PREFIX).unwrap_or_default();
+                    settings.grants.config.insert(key.to_string(), value);
+                }
                 _ if is_service_link(&name) => guest_env.push((name, value)),
+                _ if name.starts_with(KEYVALUE_PREFIX) || name.starts_with(CONFIG_PREFIX) => {
+                    return Err(Error::InvalidGrant {
+                        name,
+                        detail: GRANT_NAME_RULE.into(),
+                    });
+                }
                 _ => return Err(Error::UnknownSetting { name, value }),
             }
         }
@@ -75,6 +123,16 @@ impl Settings {
     pub fn http_addr(&self) -> SocketAddr {
         SocketAddr::from(([0, 0, 0, 0], self.http_port.get()))
     }
+}
+
+/// The bucket or key a granting variable names after `prefix`, if it is a valid one.
+fn grant_name<'a>(name: &'a str, prefix: &str) -> Option<&'a str> {
+    let rest = name.strip_prefix(prefix)?;
+    let mut bytes = rest.bytes();
+    let valid = rest.len() <= 63
+        && bytes.next().is_some_and(|b| b.is_ascii_lowercase())
+        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    valid.then_some(rest)
 }
 
 /// Whether `name` is one of the variables the kubelet writes for a Service in the pod's
@@ -153,6 +211,66 @@ mod tests {
         assert_eq!(s.http_max_concurrency.get(), 8);
         assert_eq!(s.http_addr().to_string(), "0.0.0.0:9000");
         assert_eq!(guest, env(&[("A", "1")]));
+    }
+
+    #[test]
+    fn grants_are_taken_by_lowercase_name_and_never_reach_the_guest() {
+        let (s, guest) = Settings::from_env(env(&[
+            ("A", "1"),
+            ("WASMPOD_KEYVALUE_default", "memory"),
+            (
+                "WASMPOD_KEYVALUE_sessions",
+                "redis://:pw@redis.cache:6379/1",
+            ),
+            ("WASMPOD_KEYVALUE_files", "file:/data/kv"),
+            ("WASMPOD_CONFIG_greeting", "hello"),
+            ("WASMPOD_CONFIG_api_token", "s3cret"),
+            (ALLOWED_OUTBOUND_HOSTS, "https://api.example.com"),
+            // A Service named wasmpod-config-db: the kubelet's links stay the guest's.
+            ("WASMPOD_CONFIG_DB_SERVICE_HOST", "10.96.0.7"),
+        ]))
+        .expect("parse");
+        assert_eq!(
+            guest,
+            env(&[("A", "1"), ("WASMPOD_CONFIG_DB_SERVICE_HOST", "10.96.0.7")])
+        );
+        let g = &s.grants;
+        assert_eq!(g.buckets.len(), 3);
+        assert_eq!(g.buckets["default"], Backend::Memory);
+        assert_eq!(g.config["greeting"], "hello");
+        assert_eq!(g.config["api_token"], "s3cret");
+        assert!(g.allowed_outbound.is_some());
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains(":pw@"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn bad_grants_name_the_variable_and_never_a_password() {
+        for (name, value, says) in [
+            ("WASMPOD_KEYVALUE_Cache", "memory", "lowercase"),
+            ("WASMPOD_KEYVALUE_1st", "memory", "lowercase"),
+            ("WASMPOD_CONFIG_db-host", "x", "lowercase"),
+            (
+                "WASMPOD_KEYVALUE_cache",
+                "mysql://x",
+                "not a key-value backend",
+            ),
+            (
+                "WASMPOD_KEYVALUE_cache",
+                "rediss://:pw@x:6380",
+                "not supported yet",
+            ),
+            (ALLOWED_OUTBOUND_HOSTS, "example.com", "example.com"),
+        ] {
+            let err = Settings::from_env(env(&[(name, value)])).expect_err(name);
+            assert!(err.is_invalid_input(), "{err}");
+            let text = err.to_string();
+            assert!(text.starts_with(name) && text.contains(says), "{text}");
+            assert!(!text.contains(":pw@"), "{text}");
+        }
     }
 
     #[test]

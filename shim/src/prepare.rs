@@ -152,7 +152,7 @@ impl Prepare<'_> {
             })?
             .map_err(runtime_error(&id, &origin))?;
         let kind = compiled.kind();
-        let program = Program::prepare(&self.engine.engine, compiled, world)
+        let program = Program::prepare(&self.engine.engine, compiled, world, &config.grants)
             .map_err(runtime_error(&id, &origin))?;
         tracing::info!(%id, %digest, %origin, kind, world = program.kind(), cache = ?outcome, "Wasm guest ready");
 

@@ -25,6 +25,7 @@ pub fn guest_inputs(spec: &Spec) -> wasmpod_runtime::Result<(Settings, GuestConf
         memory_limit: memory_limit(spec),
         dns: pod_dns(spec),
         ca_bundle: settings.ca_bundle.clone(),
+        grants: settings.grants.clone(),
         ..Default::default()
     };
     Ok((settings, config))

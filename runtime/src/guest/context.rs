@@ -2,7 +2,7 @@
 //! that each instance (one per HTTP request) gets its `WasiCtx` without reopening anything.
 
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use wasmtime_wasi::cli::{OutputFile, StdoutStream};
@@ -10,6 +10,10 @@ use wasmtime_wasi::filesystem::WasiFilesystemCtx;
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiView};
 
+use wasmtime_wasi::sockets::SocketAddrUse;
+
+use crate::capability::outbound::{AllowList, Protocol};
+use crate::capability::{Capabilities, Grants};
 use crate::error::{Error, Result, chain};
 use crate::guest::dns::{Dns, PodDns};
 use crate::guest::link::{NameLookup, Outgoing};
@@ -46,12 +50,61 @@ pub struct GuestConfig {
     /// Extra CA certificates for outgoing HTTPS (`WASMPOD_CA_BUNDLE`): a PEM file as the
     /// container sees it, found through `preopens`.
     pub ca_bundle: Option<PathBuf>,
+    /// Key-value buckets, config values and the outbound allow-list.
+    pub grants: Grants,
+}
+
+/// Which of the container's volumes holds `path` (as the container sees it): the deepest one.
+/// Returns it, its root on the node (canonical) and the rest of the path. Callers check that
+/// what they open under the root stays there (symlinks).
+pub(crate) fn volume_path<'a>(
+    path: &'a Path,
+    preopens: &'a [Preopen],
+) -> std::result::Result<(&'a Preopen, PathBuf, &'a Path), String> {
+    if !path.is_absolute() || path.components().any(|c| c == Component::ParentDir) {
+        return Err("not an absolute path without `..`".into());
+    }
+    let (volume, rest) = preopens
+        .iter()
+        .filter_map(|p| Some((p, path.strip_prefix(&p.guest).ok()?)))
+        .max_by_key(|(p, _)| Path::new(&p.guest).components().count())
+        .ok_or("not in any volume of the container")?;
+    let root = volume
+        .host
+        .canonicalize()
+        .map_err(|e| format!("volume {}: {e}", volume.guest))?;
+    Ok((volume, root, rest))
 }
 
 /// The guest's stdio, held until the guest exits.
 struct Stdio {
     stdout: Option<OutputFile>,
     stderr: Option<OutputFile>,
+}
+
+/// Writes the runtime's own lines about a guest (a refused connection, ...) to its stderr,
+/// where `kubectl logs` shows them, for as long as the guest's stdio is open.
+#[derive(Clone)]
+pub(crate) struct Reporter(Arc<Mutex<Option<Stdio>>>);
+
+impl Reporter {
+    /// A reporter that writes nowhere (tests).
+    #[cfg(test)]
+    pub(crate) fn none() -> Self {
+        Self(Arc::new(Mutex::new(None)))
+    }
+
+    fn stdio(&self) -> MutexGuard<'_, Option<Stdio>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes `wasmpod: <line>` to the guest's stderr.
+    pub(crate) fn report(&self, line: &str) {
+        if let Some(err) = self.stdio().as_ref().and_then(|s| s.stderr.as_ref()) {
+            let mut s = err.p2_stream();
+            let _ = s.write(bytes::Bytes::from(format!("wasmpod: {line}\n")));
+        }
+    }
 }
 
 /// A guest's view of the world, built once; [`GuestContext::wasi_ctx`] makes each
@@ -64,8 +117,11 @@ pub(crate) struct GuestContext {
     filesystem: WasiFilesystemCtx,
     /// Emptied when the guest exits: a host's stdio may be a FIFO whose reader waits for
     /// end-of-file (CRI does, before it deletes the task).
-    stdio: Mutex<Option<Stdio>>,
+    stdio: Reporter,
     network: bool,
+    /// Where sockets may connect, when the guest has an allow-list.
+    outbound: Option<Arc<AllowList>>,
+    capabilities: Arc<Capabilities>,
     /// Name lookups and outgoing HTTP share one resolver, and so its cache.
     name_lookup: NameLookup,
     outgoing: Outgoing,
@@ -96,21 +152,42 @@ impl GuestContext {
             .transpose()?
             .map(Arc::new);
         let tls = tls::client_config(config.ca_bundle.as_deref(), &config.preopens)?;
+        let capabilities = Arc::new(Capabilities::open(
+            &config.grants,
+            &config.preopens,
+            dns.clone(),
+        )?);
+        let outbound = config.grants.allowed_outbound.map(Arc::new);
+        let stdio = Reporter(Arc::new(Mutex::new(Some(Stdio {
+            stdout: config.stdout.map(OutputFile::new),
+            stderr: config.stderr.map(OutputFile::new),
+        }))));
         Ok(Self {
             args: config.args,
             env: config.env,
             filesystem,
-            stdio: Mutex::new(Some(Stdio {
-                stdout: config.stdout.map(OutputFile::new),
-                stderr: config.stderr.map(OutputFile::new),
-            })),
             network: config.network,
             name_lookup: NameLookup {
                 allowed: config.network,
                 dns: dns.clone(),
+                outbound: outbound.clone(),
+                reporter: stdio.clone(),
             },
-            outgoing: Outgoing { dns, tls },
+            outgoing: Outgoing {
+                dns,
+                tls,
+                outbound: outbound.clone(),
+                reporter: stdio.clone(),
+            },
+            stdio,
+            outbound,
+            capabilities,
         })
+    }
+
+    /// The capabilities every instance shares.
+    pub(crate) fn capabilities(&self) -> Arc<Capabilities> {
+        self.capabilities.clone()
     }
 
     /// What an instance's name lookups use.
@@ -124,7 +201,7 @@ impl GuestContext {
     }
 
     fn stdio(&self) -> MutexGuard<'_, Option<Stdio>> {
-        self.stdio.lock().unwrap_or_else(PoisonError::into_inner)
+        self.stdio.stdio()
     }
 
     /// The context of one component instance.
@@ -156,6 +233,13 @@ impl GuestContext {
         }
         if self.network {
             b.inherit_network();
+            if let Some(list) = &self.outbound {
+                let (list, reporter) = (list.clone(), self.stdio.clone());
+                b.socket_addr_check(move |addr, usage| {
+                    let allowed = socket_allowed(&list, &reporter, addr, usage);
+                    Box::pin(async move { allowed })
+                });
+            }
         }
         // wasmtime-wasi's lookups would use the node's resolver configuration, not the pod's:
         // ours replace them (`link/ip_name_lookup.rs`); this keeps its own off regardless.
@@ -171,11 +255,31 @@ impl GuestContext {
 
     /// Writes a line to the guest's stderr (what `kubectl logs` shows).
     pub(crate) fn report(&self, line: &str) {
-        if let Some(err) = self.stdio().as_ref().and_then(|s| s.stderr.as_ref()) {
-            let mut s = err.p2_stream();
-            let _ = s.write(bytes::Bytes::from(format!("wasmpod: {line}\n")));
-        }
+        self.stdio.report(line);
     }
+}
+
+/// The allow-list's answer for one socket use: connecting and sending out are checked, as is
+/// receiving a datagram (only from allowed peers); binding and accepting are the pod's own
+/// business.
+fn socket_allowed(
+    list: &AllowList,
+    reporter: &Reporter,
+    addr: std::net::SocketAddr,
+    usage: SocketAddrUse,
+) -> bool {
+    let protocol = match usage {
+        SocketAddrUse::TcpConnect => Protocol::Tcp,
+        SocketAddrUse::UdpSend | SocketAddrUse::UdpReceive => Protocol::Udp,
+        _ => return true,
+    };
+    let allowed = list.allows_socket(protocol, addr);
+    if !allowed && !matches!(usage, SocketAddrUse::UdpReceive) {
+        let line = AllowList::refusal(protocol, &addr.ip().to_string(), addr.port());
+        tracing::warn!("{line}");
+        reporter.report(&line);
+    }
+    allowed
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ use hickory_resolver::proto::rr::{Name, RecordType};
 use hickory_resolver::{Hosts, TokioResolver};
 use wasmtime_wasi::runtime::AbortOnDropJoinHandle;
 
+use crate::capability::outbound::AllowList;
 use crate::error::{Error, Result};
 
 /// Where a pod's name resolution is configured: the host paths of the files a container of the
@@ -137,16 +138,24 @@ pub(crate) async fn resolve(dns: Option<&Dns>, host: &str) -> Result<Vec<IpAddr>
 /// resolver's sockets are created where it is polled, so a lookup polled anywhere else would
 /// leave from another network namespace. Without a runtime the lookup fails rather than fall
 /// back to one (wasmtime-wasi's `spawn` would use a global runtime of its own).
+/// With an allow-list, the answer is remembered there, for the guest's socket checks.
 pub(crate) fn spawn_resolve(
     dns: Option<Arc<Dns>>,
     host: String,
+    remember_in: Option<Arc<AllowList>>,
 ) -> Result<AbortOnDropJoinHandle<Result<Vec<IpAddr>, LookupFailure>>, LookupFailure> {
     let rt = tokio::runtime::Handle::try_current().map_err(|_| {
         tracing::error!("name lookup outside the guest's runtime refused");
         LookupFailure::Failed("no guest runtime".into())
     })?;
     Ok(rt
-        .spawn(async move { resolve(dns.as_deref(), &host).await })
+        .spawn(async move {
+            let answer = resolve(dns.as_deref(), &host).await;
+            if let (Some(list), Ok(addrs)) = (&remember_in, &answer) {
+                list.remember_lookup(&host, addrs);
+            }
+            answer
+        })
         .into())
 }
 

@@ -21,6 +21,7 @@ use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi_http::WasiHttpCtx;
 
+use crate::capability::Capabilities;
 use crate::error::Result;
 use context::{GuestConfig, GuestContext};
 use limits::{Limits, MemoryLimiter, Usage};
@@ -70,6 +71,7 @@ impl Guest {
             http: WasiHttpCtx::new(),
             name_lookup: self.context.name_lookup(),
             outgoing: self.context.outgoing(),
+            capabilities: self.context.capabilities(),
             table: ResourceTable::new(),
             limiter: self.limits.limiter(),
         };
@@ -101,6 +103,7 @@ pub struct GuestState {
     pub(crate) http: WasiHttpCtx,
     pub(crate) name_lookup: NameLookup,
     pub(crate) outgoing: Outgoing,
+    pub(crate) capabilities: Arc<Capabilities>,
     pub(crate) table: ResourceTable,
     limiter: MemoryLimiter,
 }

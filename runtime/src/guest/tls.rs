@@ -7,14 +7,14 @@
 //! as is one whose real path (symlinks resolved: ConfigMap volumes are made of them) leaves
 //! its volume. It is read once, when the guest is set up.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
 use crate::error::{Error, Result};
-use crate::guest::context::Preopen;
+use crate::guest::context::{Preopen, volume_path};
 
 /// The TLS client configuration of a guest: webpki roots plus its CA bundle, if it has one
 /// (`ca_bundle` is the container's path).
@@ -57,18 +57,7 @@ pub(crate) fn client_config(
 /// Where the host finds the file the container sees at `path`: under the volume mounted
 /// deepest on its way, and inside it once symlinks are resolved.
 fn host_path(path: &Path, preopens: &[Preopen]) -> std::result::Result<PathBuf, String> {
-    if !path.is_absolute() || path.components().any(|c| c == Component::ParentDir) {
-        return Err("not an absolute path without `..`".into());
-    }
-    let (volume, rest) = preopens
-        .iter()
-        .filter_map(|p| Some((p, path.strip_prefix(&p.guest).ok()?)))
-        .max_by_key(|(p, _)| Path::new(&p.guest).components().count())
-        .ok_or("not in any volume of the container")?;
-    let root = volume
-        .host
-        .canonicalize()
-        .map_err(|e| format!("volume {}: {e}", volume.guest))?;
+    let (volume, root, rest) = volume_path(path, preopens)?;
     let file = root.join(rest).canonicalize().map_err(|e| e.to_string())?;
     if !file.starts_with(&root) {
         return Err(format!("it leads out of the volume {}", volume.guest));

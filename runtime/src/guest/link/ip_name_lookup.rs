@@ -16,7 +16,9 @@ use wasmtime_wasi::p2::bindings::sockets::network::{ErrorCode, IpAddress, Networ
 use wasmtime_wasi::p2::{DynPollable, Pollable, subscribe};
 use wasmtime_wasi::runtime::{AbortOnDropJoinHandle, poll_noop};
 
+use crate::capability::outbound::AllowList;
 use crate::guest::GuestState;
+use crate::guest::context::Reporter;
 use crate::guest::dns::{Dns, LookupFailure, spawn_resolve};
 
 mod bindings {
@@ -37,12 +39,16 @@ mod bindings {
 use bindings::wasi::sockets::ip_name_lookup::{self, Host, HostResolveAddressStream};
 
 /// What a guest's name lookups use.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct NameLookup {
     /// Whether it may use the network at all (only from the pod's network namespace).
     pub(crate) allowed: bool,
     /// The pod's resolver; without one only IP literals "resolve".
     pub(crate) dns: Option<Arc<Dns>>,
+    /// With an allow-list, only names a socket rule allows are looked up, and the answers are
+    /// remembered for the socket checks.
+    pub(crate) outbound: Option<Arc<AllowList>>,
+    pub(crate) reporter: Reporter,
 }
 
 /// The part of the store a lookup needs.
@@ -96,7 +102,19 @@ impl Host for NameLookupView<'_> {
         if !self.lookup.allowed {
             return Ok(Err(error_code(LookupFailure::NotAllowed)));
         }
-        let state = match spawn_resolve(self.lookup.dns.clone(), name) {
+        if let Some(list) = &self.lookup.outbound
+            && !list.allows_lookup(&name)
+        {
+            let line = format!(
+                "name lookup of {name} refused: no tcp, udp or * rule for it in {}",
+                crate::settings::ALLOWED_OUTBOUND_HOSTS
+            );
+            tracing::warn!("{line}");
+            self.lookup.reporter.report(&line);
+            return Ok(Err(ErrorCode::AccessDenied));
+        }
+        let state = match spawn_resolve(self.lookup.dns.clone(), name, self.lookup.outbound.clone())
+        {
             Ok(task) => State::Pending(task),
             Err(failure) => return Ok(Err(error_code(failure))),
         };

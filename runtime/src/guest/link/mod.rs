@@ -1,8 +1,10 @@
 //! The host interfaces a guest can import, one module each. A new interface is a module here
 //! (its view of the store data and its `link` function) plus one line in [`COMPONENT`].
 
+mod config;
 mod http;
 mod ip_name_lookup;
+mod keyvalue;
 mod outgoing;
 mod wasi;
 
@@ -23,6 +25,8 @@ const COMPONENT: &[(&str, LinkFn)] = &[
     ("wasi p2", wasi::link),
     ("wasi:sockets/ip-name-lookup", ip_name_lookup::link),
     ("wasi:http", http::link),
+    ("wasi:keyvalue", keyvalue::link),
+    ("wasi:config", config::link),
 ];
 
 /// A linker with every component interface; a component that imports anything else fails

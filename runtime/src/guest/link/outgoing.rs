@@ -25,6 +25,8 @@ use tokio::time::{Instant, timeout, timeout_at};
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
+use crate::capability::outbound::{AllowList, Protocol};
+use crate::guest::context::Reporter;
 use crate::guest::dns::{Dns, LookupFailure, resolve};
 
 /// Connecting (TCP and the TLS and HTTP handshakes), unless the guest asks for less.
@@ -39,6 +41,9 @@ pub const BETWEEN_BYTES_TIMEOUT: Duration = Duration::from_secs(60);
 pub(crate) struct Outgoing {
     pub(crate) dns: Option<Arc<Dns>>,
     pub(crate) tls: Arc<rustls::ClientConfig>,
+    /// Where requests may go, when the guest has an allow-list.
+    pub(crate) outbound: Option<Arc<AllowList>>,
+    pub(crate) reporter: Reporter,
 }
 
 type IoFuture = Box<dyn Future<Output = Result<(), Error>> + Send>;
@@ -89,6 +94,19 @@ impl Outgoing {
         let host = uri.host().ok_or(Error::HttpRequestUriInvalid)?.to_string();
         let use_tls = uri.scheme() == Some(&Scheme::HTTPS);
         let port = uri.port_u16().unwrap_or(if use_tls { 443 } else { 80 });
+        if let Some(list) = &self.outbound {
+            let protocol = if use_tls {
+                Protocol::Https
+            } else {
+                Protocol::Http
+            };
+            if !list.allows_request(protocol, &host, port) {
+                let line = AllowList::refusal(protocol, &host, port);
+                tracing::warn!("{line}");
+                self.reporter.report(&line);
+                return Err(Error::HttpRequestDenied);
+            }
+        }
 
         let addrs = resolve(self.dns.as_deref(), &host)
             .await
@@ -382,6 +400,8 @@ mod tests {
         let trusting = Outgoing {
             dns: Some(dns.clone()),
             tls: client_config(Some(Path::new("/ca/ca.pem")), &[volume]).expect("tls"),
+            outbound: None,
+            reporter: Reporter::none(),
         };
         let url = format!("https://web.wasmpod.test:{port}/hello?x=1");
         let (resp, io) = trusting.send(get(&url), None).await.expect("response");
@@ -393,6 +413,8 @@ mod tests {
         let webpki_only = Outgoing {
             dns: Some(dns),
             tls: client_config(None, &[]).expect("tls"),
+            outbound: None,
+            reporter: Reporter::none(),
         };
         let err = webpki_only.send(get(&url), None).await.err();
         assert!(matches!(err, Some(Error::TlsCertificateError)), "{err:?}");
