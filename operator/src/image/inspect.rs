@@ -91,6 +91,10 @@ impl Inspector {
     }
 
     fn client(&self) -> Result<Client, ImageCheck> {
+        // The process's TLS provider: ring, as for kube and the shim (aws-lc's C build would
+        // cost CI minutes for nothing). reqwest has no default of its own without aws-lc;
+        // installing twice is a no-op, so the first client of the process does it.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let config = ClientConfig {
             protocol: ClientProtocol::HttpsExcept(self.config.insecure_registries.clone()),
             connect_timeout: Some(Duration::from_secs(5)),
