@@ -55,8 +55,8 @@ test-unit: deps ## Unit tests of every crate
 # WASMPOD_REQUIRE_* variables (and CI=true) make them fail instead (wasmpod-testkit).
 test-shim: build components ## Shim under real containerd 2.x and 1.7, driven by ctr
 	@e2e/build-deps.sh containerd2 containerd17
-	WASMPOD_REQUIRE_CONTAINERD=1 WASMPOD_TEST_CONTAINERD=2 $(CARGO_TEST) --test containerd -- --test-threads=1
-	WASMPOD_REQUIRE_CONTAINERD=1 WASMPOD_TEST_CONTAINERD=1.7 $(CARGO_TEST) --test containerd -- --test-threads=1
+	WASMPOD_REQUIRE_CONTAINERD=1 WASMPOD_TEST_CONTAINERD=2 $(CARGO_TEST) --test containerd --test capabilities -- --test-threads=1
+	WASMPOD_REQUIRE_CONTAINERD=1 WASMPOD_TEST_CONTAINERD=1.7 $(CARGO_TEST) --test containerd --test capabilities -- --test-threads=1
 
 test-shim-v2: build components ## Shim's cgroup-sensitive tests under containerd 2.x on a cgroup v2 VM (e2e/vm: qemu)
 	@e2e/build-deps.sh containerd2

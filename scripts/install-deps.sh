@@ -10,6 +10,7 @@ APT_PACKAGES=(
   docker-registry            # the local OCI registry of the tests
   skopeo                     # pushes OCI archives to it
   dnsmasq-base               # the DNS server of the guest DNS tests, inside a test pod's netns (no service)
+  redis-server               # the key-value tests' Redis, started by the tests in a test pod's netns (no service)
   busybox-static             # shell/wget/nslookup in test images
   iptables iproute2 jq curl socat
   libc6-dev                  # static pause binary

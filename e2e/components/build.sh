@@ -14,7 +14,8 @@
 #   infinite-loop  component that spins without host calls
 #   no-world       component exporting only wasmpod:fixtures/greeter (no run, no http handler)
 #   http-get       wasm32-wasip2 command: GET each URL of $TARGET_URL with wasi:http/outgoing-handler
-#   name-lookup    wasm32-wasip2 command: resolve each argument with wasi:sockets/ip-name-lookup
+#   name-lookup    wasm32-wasip2 command: resolve each argument with wasi:sockets/ip-name-lookup,
+#                  or open a TCP connection to connect:IPV4:PORT
 #   not-wasm       a shell script named .wasm
 #   kv-counter     wasm32-wasip2 component, wasi:http/incoming-handler over wasi:keyvalue + wasi:config
 #   kv-counter-py  the same in Python (componentize-py): rebuilt only when its inputs changed

@@ -33,7 +33,7 @@ pub struct Container {
 }
 
 pub enum Kind {
-    Wasm(WasmRun),
+    Wasm(Box<WasmRun>),
     Native(NativeRun),
 }
 

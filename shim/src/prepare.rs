@@ -233,7 +233,7 @@ impl Prepare<'_> {
             runtime,
             listener,
         );
-        Ok(Container::new(id, bundle, stdio, pid, Kind::Wasm(run)))
+        Ok(Container::new(id, bundle, stdio, pid, Kind::Wasm(Box::new(run))))
     }
 }
 

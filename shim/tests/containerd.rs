@@ -131,34 +131,7 @@ fn start_http(
     pod: &str,
     extra: &[&str],
 ) -> std::path::PathBuf {
-    let img = cd.import_rootfs("hello-http", "hello-http", "/http.wasm");
-    let log = cd.dir.path().join(format!("{id}.log"));
-    let netns = format!("network:{}", ns.path());
-    let log_uri = format!("file://{}", log.display());
-    let annotation = format!("{POD}{pod}");
-    let mut args = vec![
-        "run",
-        "-d",
-        "--runtime",
-        support::RUNTIME,
-        "--with-ns",
-        &netns,
-        "--log-uri",
-        &log_uri,
-        "--annotation",
-        &annotation,
-    ];
-    args.extend_from_slice(extra);
-    args.push(&img);
-    args.push(id);
-    let out = cd.ctr(&args);
-    assert!(
-        out.status.success(),
-        "ctr run -d: {}\n{}",
-        text(&out.stderr),
-        cd.log()
-    );
-    log
+    support::start_http_component(cd, ns, "hello-http", id, pod, extra)
 }
 
 fn http_component_serves_in_the_pod_network_namespace_and_drains_on_sigterm() {

@@ -232,7 +232,9 @@ impl GuestContext {
             }
         }
         if self.network {
-            b.inherit_network();
+            // wasmtime-wasi allows neither TCP nor UDP unless told: without these a guest's
+            // `create-tcp-socket` is `access-denied` however open its network is.
+            b.inherit_network().allow_tcp(true).allow_udp(true);
             if let Some(list) = &self.outbound {
                 let (list, reporter) = (list.clone(), self.stdio.clone());
                 b.socket_addr_check(move |addr, usage| {

@@ -16,6 +16,7 @@ pub const NS: &str = "wasmpod-test";
 
 pub mod cgroups;
 pub mod dns;
+pub mod redis;
 
 /// Which containerd the suite runs against: `WASMPOD_TEST_CONTAINERD=2` (default) or `1.7`.
 pub fn containerd_flavor() -> String {
@@ -307,6 +308,47 @@ impl Drop for Containerd {
             .arg(self.dir.path().join("root"))
             .status();
     }
+}
+
+/// Starts an HTTP component (one of `component`'s names, packed as an ordinary image with its
+/// Wasm at /http.wasm) detached in `ns`, in pod `pod`, logging to a file; returns the file.
+/// `extra` are more `ctr run` flags (`--env`, `--mount`).
+pub fn start_http_component(
+    cd: &Containerd,
+    ns: &NetNs,
+    component_name: &str,
+    id: &str,
+    pod: &str,
+    extra: &[&str],
+) -> PathBuf {
+    let img = cd.import_rootfs(component_name, component_name, "/http.wasm");
+    let log = cd.dir.path().join(format!("{id}.log"));
+    let netns = format!("network:{}", ns.path());
+    let log_uri = format!("file://{}", log.display());
+    let annotation = format!("io.kubernetes.cri.sandbox-id={pod}");
+    let mut args = vec![
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        "--with-ns",
+        &netns,
+        "--log-uri",
+        &log_uri,
+        "--annotation",
+        &annotation,
+    ];
+    args.extend_from_slice(extra);
+    args.push(&img);
+    args.push(id);
+    let out = cd.ctr(&args);
+    assert!(
+        out.status.success(),
+        "ctr run -d: {}\n{}",
+        text(&out.stderr),
+        cd.log()
+    );
+    log
 }
 
 /// A network namespace with loopback up, standing in for a pod's.

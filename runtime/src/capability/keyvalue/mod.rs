@@ -49,6 +49,9 @@ pub type KvResult<T> = std::result::Result<T, KvError>;
 /// The future of one operation; boxed so that backends can sit behind `dyn KeyValueStore`.
 pub type KvFuture<'a, T> = Pin<Box<dyn Future<Output = KvResult<T>> + Send + 'a>>;
 
+/// What `get-many` answers: per key asked, the key and its value, or `None` when absent.
+pub type Found = Vec<Option<(String, Vec<u8>)>>;
+
 /// One page of a bucket's keys; `cursor` fetches the next page, `None` when this is the last.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KeyPage {
@@ -71,7 +74,7 @@ pub trait KeyValueStore: Send + Sync + 'static {
     fn increment<'a>(&'a self, key: &'a str, delta: u64) -> KvFuture<'a, u64>;
 
     /// Batches: one round trip where the backend has one, else key by key.
-    fn get_many<'a>(&'a self, keys: Vec<String>) -> KvFuture<'a, Vec<Option<(String, Vec<u8>)>>> {
+    fn get_many<'a>(&'a self, keys: Vec<String>) -> KvFuture<'a, Found> {
         Box::pin(async move {
             let mut out = Vec::with_capacity(keys.len());
             for key in keys {

@@ -20,7 +20,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, Cmd, FromRedisValue, RedisError, RedisFuture};
 use tokio::sync::Mutex;
 
-use super::{KeyPage, KeyValueStore, KvError, KvFuture, KvResult};
+use super::{Found, KeyPage, KeyValueStore, KvError, KvFuture, KvResult};
 use crate::guest::dns::{Dns, resolve};
 
 /// Connecting to the server, name lookup and the AUTH/SELECT handshake included.
@@ -131,13 +131,15 @@ impl RedisServer {
         let answer = tokio::time::timeout(RESPONSE_TIMEOUT, cmd.query_async::<T>(&mut c)).await;
         match answer {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => {
-                if e.is_unrecoverable_error() || e.is_io_error() || e.is_timeout() {
+            Ok(Err(e)) if !e.is_timeout() => {
+                if e.is_unrecoverable_error() || e.is_io_error() {
                     self.forget(number).await;
                 }
                 Err(self.error("query", &e))
             }
-            Err(_) => {
+            // The connection's own response timeout, or ours as a backstop: either way the
+            // connection may be stuck behind an unanswered command, so it is replaced.
+            Ok(Err(_)) | Err(_) => {
                 self.forget(number).await;
                 Err(KvError::Other(format!(
                     "Redis at {}: no answer within {RESPONSE_TIMEOUT:?}",
@@ -261,7 +263,7 @@ impl KeyValueStore for RedisBucket {
         })
     }
 
-    fn get_many<'a>(&'a self, keys: Vec<String>) -> KvFuture<'a, Vec<Option<(String, Vec<u8>)>>> {
+    fn get_many<'a>(&'a self, keys: Vec<String>) -> KvFuture<'a, Found> {
         Box::pin(async move {
             if keys.is_empty() {
                 return Ok(Vec::new());

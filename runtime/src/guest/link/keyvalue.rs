@@ -9,7 +9,7 @@ use std::sync::Arc;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 use crate::capability::Capabilities;
-use crate::capability::keyvalue::{KeyValueStore, KvError};
+use crate::capability::keyvalue::{Found, KeyValueStore, KvError};
 use crate::guest::GuestState;
 
 mod bindings {
@@ -139,11 +139,7 @@ impl atomics::Host for KeyValueView<'_> {
 }
 
 impl batch::Host for KeyValueView<'_> {
-    async fn get_many(
-        &mut self,
-        bucket: Resource<Bucket>,
-        keys: Vec<String>,
-    ) -> Answer<Vec<Option<(String, Vec<u8>)>>> {
+    async fn get_many(&mut self, bucket: Resource<Bucket>, keys: Vec<String>) -> Answer<Found> {
         let store = self.store(&bucket)?;
         Ok(store.get_many(keys).await.map_err(to_wit))
     }
