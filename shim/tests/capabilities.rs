@@ -38,9 +38,9 @@ fn http(ns: &NetNs, method: &str, url: &str, body: Option<&str>) -> (u16, String
 
 const KV: &str = "http://127.0.0.1:8080";
 
-/// Waits until the component answers `/`.
+/// Waits until the component answers `/` (the Python one compiles for 10-20 s first).
 fn serving(ns: &NetNs, log: &std::path::Path) {
-    let up = ns.curl(&format!("{KV}/"), Duration::from_secs(30));
+    let up = ns.curl(&format!("{KV}/"), Duration::from_secs(90));
     assert!(
         matches!(&up, Some((200, b)) if b.contains("kv-counter")),
         "kv-counter did not come up: {up:?}\n{}",
@@ -53,13 +53,23 @@ fn increment(ns: &NetNs, bucket: &str, key: &str) -> (u16, String) {
     (code, body)
 }
 
-/// The same component on three backends at once, one bucket each: counters count across
+/// The Rust component on three backends at once, one bucket each: counters count across
 /// requests (one store per container, not per request), keys of different buckets never meet,
 /// the data is where the backend keeps it (Redis under `<bucket>:`, a file per key), and a new
 /// container finds Redis's and the volume's data again but starts a fresh in-memory bucket.
 fn keyvalue_buckets_count_across_requests_on_memory_redis_and_files() {
+    buckets_on_every_backend("kv-counter", "wp-kv");
+}
+
+/// The same behaviour from the same routes in Python (componentize-py): what the host gives
+/// does not depend on the guest's language.
+fn the_python_component_gets_the_same_buckets_and_config() {
+    buckets_on_every_backend("kv-counter-py", "wp-kvpy");
+}
+
+fn buckets_on_every_backend(component: &str, netns: &str) {
     let cd = Containerd::start();
-    let ns = NetNs::new("wp-kv");
+    let ns = NetNs::new(netns);
     let redis = RedisServer::start(&ns, cd.dir.path());
     let data = cd.dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
@@ -74,10 +84,12 @@ fn keyvalue_buckets_count_across_requests_on_memory_redis_and_files() {
         "WASMPOD_KEYVALUE_red=redis://127.0.0.1:6379",
         "--env",
         "WASMPOD_KEYVALUE_disk=file:/data/kv",
+        "--env",
+        "WASMPOD_CONFIG_greeting=hello",
         "--mount",
         &mount,
     ];
-    let log = start_http_component(&cd, &ns, "kv-counter", "kv1", "pod-kv", &grants);
+    let log = start_http_component(&cd, &ns, component, "kv1", "pod-kv", &grants);
     serving(&ns, &log);
 
     for bucket in ["mem", "red", "disk"] {
@@ -114,10 +126,28 @@ fn keyvalue_buckets_count_across_requests_on_memory_redis_and_files() {
     assert_eq!(code, 503, "{body}");
     assert!(body.contains("no-such-store"), "{body}");
 
+    // Batches: set-many, get-many (a missing key is reported missing), delete-many.
+    for bucket in ["mem", "red", "disk"] {
+        let url = format!("{KV}/batch/{bucket}");
+        let (code, body, _) = http(&ns, "POST", &url, Some("bx=1\nby=2\nbz"));
+        assert_eq!(
+            (code, body.as_str()),
+            (200, "bx=1\nby=2\nbz missing"),
+            "{bucket}"
+        );
+        let (_, body, _) = http(&ns, "POST", &url, Some("-bx\nbx\nby"));
+        assert_eq!(body, "bx missing\nby=2", "{bucket}");
+    }
+    assert_eq!(redis.cli(&["GET", "red:by"]), "2");
+
     // A new container: Redis and the volume still hold the counts; memory starts again.
     cd.cleanup("kv1");
-    let log = start_http_component(&cd, &ns, "kv-counter", "kv2", "pod-kv", &grants);
+    let log = start_http_component(&cd, &ns, component, "kv2", "pod-kv", &grants);
     serving(&ns, &log);
+    assert_eq!(
+        http(&ns, "GET", &format!("{KV}/config/greeting"), None).1,
+        "hello"
+    );
     assert_eq!(increment(&ns, "mem", "hits"), (200, "hits=1".into()));
     assert_eq!(increment(&ns, "red", "hits"), (200, "hits=4".into()));
     assert_eq!(increment(&ns, "disk", "hits"), (200, "hits=4".into()));
@@ -371,12 +401,14 @@ fn main() {
         paths::first_missing([
             paths::missing_command("redis-server", "make deps (apt-get install redis-server)"),
             paths::missing_file(&component("kv-counter"), "e2e/components/build.sh"),
+            paths::missing_file(&component("kv-counter-py"), "e2e/components/build.sh"),
         ])
     });
     tier.run(
         missing,
         tests![
             keyvalue_buckets_count_across_requests_on_memory_redis_and_files,
+            the_python_component_gets_the_same_buckets_and_config,
             a_redis_that_is_down_or_frozen_gives_errors_and_the_next_request_reconnects,
             config_values_reach_the_guest_through_wasi_config_only,
             ungranted_imports_and_bad_grants_fail_create_clearly,
