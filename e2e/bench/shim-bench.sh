@@ -7,7 +7,10 @@
 #      same wasmtime version, same component, same load generator (wrk -t2 -c50);
 #   4. outgoing HTTP: requests/s of a handler that calls another local HTTP server for every
 #      request (hello-http's /fetch), naming it by a DNS name (the pod's resolv.conf, dnsmasq in
-#      the pod's netns, cached by the guest's resolver) vs by IP, same run.
+#      the pod's netns, cached by the guest's resolver) vs by IP, same run;
+#   5. key-value: requests/s of a handler incrementing a counter per request (kv-counter's
+#      /increment) on the in-memory backend and on Redis (Debian's redis-server in the same
+#      netns), beside the same component's plain hello route and hello-http of 3., same run.
 # With BENCH_BASELINE_REF=<git ref> (e.g. the commit a change starts from), the shim built from
 # that ref is measured beside this one in 1. and 3., and the ratio printed: before and after in
 # the same run, on the same machine load. It is built once per commit, from a `git worktree`
@@ -60,9 +63,9 @@ if [[ -n $BASELINE_REF ]]; then BASE_PATH=$(dirname "$(build_baseline "$BASELINE
 work=$(mktemp -d /tmp/wpbench.XXXX); ns=wpbench; pids=()
 cleanup() {
   local id
-  for id in web base; do "$CD/ctr" --address "$work/c.sock" -n bench task kill -s SIGKILL $id >/dev/null 2>&1 || true; done
+  for id in web base fetch kv; do "$CD/ctr" --address "$work/c.sock" -n bench task kill -s SIGKILL $id >/dev/null 2>&1 || true; done
   sleep 0.5
-  for id in web base; do "$CD/ctr" --address "$work/c.sock" -n bench task delete -f $id >/dev/null 2>&1 || true; done
+  for id in web base fetch kv; do "$CD/ctr" --address "$work/c.sock" -n bench task delete -f $id >/dev/null 2>&1 || true; done
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   ip netns delete $ns 2>/dev/null || true
@@ -203,3 +206,34 @@ stop fetch
 echo "by name (upstream, search domains, DNS): $name_rps req/s, p99 $name_p99"
 echo "by IP (127.0.0.1):                       $ip_rps req/s, p99 $ip_p99"
 echo "ratio by name / by IP (same run):        $(ratio "$name_rps" "$ip_rps")   (near 1: lookups are cached, not asked per request)"
+
+echo "== key-value: a handler incrementing a counter per request, in memory vs Redis (wrk -t2 -c50 -d$DURATION)"
+"$PACK" rootfs --wasm "$COMP/kv-counter.wasm" --entrypoint /http.wasm --name bench/kv:v1 --out "$work/kv.tar" >/dev/null
+ctr images import --all-platforms "$work/kv.tar" >/dev/null
+ip netns exec $ns redis-server --bind 127.0.0.1 --port 6379 --save '' --appendonly no >"$work/redis.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do [[ $(ip netns exec $ns redis-cli ping 2>/dev/null) == PONG ]] && break; sleep 0.1; done
+ctr run -d --runtime io.containerd.wasmpod.v1 --with-ns network:/var/run/netns/$ns \
+  --env WASMPOD_KEYVALUE_mem=memory --env WASMPOD_KEYVALUE_red=redis://127.0.0.1:6379 bench/kv:v1 kv >/dev/null
+for _ in $(seq 100); do ip netns exec $ns curl -sf http://127.0.0.1:8080/ >/dev/null && break; sleep 0.1; done
+for b in mem red; do
+  got=$(ip netns exec $ns curl -s "http://127.0.0.1:8080/increment/$b/check")
+  [[ $got == check=1 ]] || { echo "kv-counter /increment/$b/check answered: $got"; exit 1; }
+done
+# Every answered request counted: wrk's total beside the counter the backend holds.
+kv_load() { # kv_load BUCKET -> "RPS P99 REQUESTS NON2XX"
+  local out; out=$(load "http://127.0.0.1:8080/increment/$1/hits")
+  echo "$(echo "$out" | parse_rps) $(echo "$out" | parse_p99) $(echo "$out" | awk '/requests in/ {print $1}') $(echo "$out" | awk '/Non-2xx/ {print $NF}')"
+}
+out=$(load http://127.0.0.1:8080/); plain_rps=$(echo "$out" | parse_rps)
+read -r mem_rps mem_p99 mem_n mem_bad < <(kv_load mem)
+read -r red_rps red_p99 red_n red_bad < <(kv_load red)
+mem_count=$(ip netns exec $ns curl -s http://127.0.0.1:8080/get/mem/hits)
+red_count=$(ip netns exec $ns redis-cli GET red:hits)
+stop kv
+echo "kv-counter, plain route (no key-value):  $plain_rps req/s"
+echo "increment, in memory:                    $mem_rps req/s, p99 $mem_p99   (counter $mem_count after $mem_n requests, ${mem_bad:-0} non-2xx)"
+echo "increment, Redis (same netns):           $red_rps req/s, p99 $red_p99   (counter $red_count after $red_n requests, ${red_bad:-0} non-2xx)"
+echo "ratio in memory / hello-http (same run): $(ratio "$mem_rps" "$shim_rps")"
+echo "ratio Redis / hello-http (same run):     $(ratio "$red_rps" "$shim_rps")"
+echo "ratio Redis / in memory (same run):      $(ratio "$red_rps" "$mem_rps")"
