@@ -1,14 +1,23 @@
-//! `spec.capabilities`: what the CRD's rules refuse.
+//! `spec.capabilities`: what the CRD's rules refuse, and what the operator does with a Secret
+//! or key that does not exist (yet).
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
 use anyhow::{Context as _, bail, ensure};
-use kube::api::{Api, ApiResource, DynamicObject, PostParams};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{EnvVar, Secret};
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-use wasmpod_operator::crd::WasmApp;
+use wasmpod_operator::crd::{CAPABILITIES_READY, DEGRADED, READY, WasmApp};
+use wasmpod_operator::resources::labels;
 
-use crate::env::TestEnv;
+use crate::children::wait_child;
+use crate::conditions::{message, wait_condition};
+use crate::env::{TestEnv, wait_for};
+use crate::support::registry;
 
 type Fut<'a> = Pin<Box<dyn Future<Output = anyhow::Result<()>> + 'a>>;
 
@@ -341,6 +350,190 @@ pub fn capability_rules_reject_nonsense_with_the_field_message(env: &mut TestEnv
             "an empty allow-list (nothing allowed) stays distinct from an absent one: {}",
             none.data["spec"]
         );
+        Ok(())
+    })
+}
+
+fn env_of(d: &Deployment) -> Vec<EnvVar> {
+    d.spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|p| p.containers[0].env.clone())
+        .unwrap_or_default()
+}
+
+fn var<'a>(env: &'a [EnvVar], name: &str) -> Option<&'a EnvVar> {
+    env.iter().find(|e| e.name == name)
+}
+
+fn checksum(d: &Deployment) -> Option<String> {
+    d.spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.as_ref())
+        .and_then(|m| m.annotations.as_ref())
+        .and_then(|a| a.get(labels::CONFIG_CHECKSUM_ANNOTATION).cloned())
+}
+
+async fn put_secret(env: &TestEnv, name: &str, data: &[(&str, &str)]) -> anyhow::Result<()> {
+    let mut s = Secret::default();
+    s.metadata.name = Some(name.into());
+    s.string_data = Some(
+        data.iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect::<BTreeMap<_, _>>(),
+    );
+    env.api::<Secret>()
+        .patch(name, &PatchParams::apply("test").force(), &Patch::Apply(&s))
+        .await?;
+    Ok(())
+}
+
+pub fn missing_capability_secret_is_a_condition_until_it_exists(env: &mut TestEnv) -> Fut<'_> {
+    Box::pin(async move {
+        const VALUE: &str = "s3cr3t-value";
+        env.registry
+            .push("apps/hello", "v1", registry::http_artifact());
+        env.start_operator();
+        env.create_app(
+            "kv",
+            json!({"image": env.image("apps/hello:v1"), "capabilities": {
+                "keyValue": [{"bucket": "sessions", "backend": "Redis",
+                              "redis": {"urlFrom": {"secretKeyRef": {"name": "redis", "key": "url"}}}}],
+                "config": [
+                    {"name": "greeting", "value": "hello"},
+                    {"name": "token", "valueFrom": {"secretKeyRef": {"name": "tokens", "key": "api"}}},
+                    {"name": "region", "valueFrom": {"configMapKeyRef": {"name": "site", "key": "region", "optional": true}}}
+                ],
+                "allowedOutboundHosts": ["https://api.example.com"]
+            }}),
+        )
+        .await?;
+        let apps = env.api::<WasmApp>();
+        let deployments = env.api::<Deployment>();
+
+        let s = wait_condition(
+            &apps,
+            "kv",
+            CAPABILITIES_READY,
+            "False",
+            Some("SecretNotFound"),
+        )
+        .await?;
+        let msg = message(&s, CAPABILITIES_READY);
+        for needle in [
+            r#"spec.capabilities.keyValue[0].redis.urlFrom.secretKeyRef (bucket "sessions"): Secret "redis" not found"#,
+            r#"spec.capabilities.config[1].valueFrom.secretKeyRef (config "token"): Secret "tokens" not found"#,
+        ] {
+            ensure!(msg.contains(needle), "no {needle:?} in {msg:?}");
+        }
+        ensure!(
+            !msg.contains("site"),
+            "optional references are no problem: {msg}"
+        );
+        let ready = s.condition(READY).context("Ready")?;
+        ensure!(
+            ready.status == "False" && ready.reason == "SecretNotFound",
+            "{ready:?}"
+        );
+        ensure!(
+            s.condition(DEGRADED)
+                .is_some_and(|c| c.status == "True" && c.reason == "SecretNotFound"),
+            "{s:?}"
+        );
+
+        // The Deployment is applied all the same: its pods start once the Secret exists.
+        let d = wait_child(&deployments, "kv", "the Deployment", |_| true).await?;
+        let vars = env_of(&d);
+        let url = var(&vars, "WASMPOD_KEYVALUE_sessions").context("bucket setting")?;
+        let sel = url
+            .value_from
+            .as_ref()
+            .and_then(|f| f.secret_key_ref.as_ref())
+            .context("secretKeyRef")?;
+        ensure!(url.value.is_none() && sel.name == "redis" && sel.key == "url");
+        ensure!(
+            var(&vars, "WASMPOD_CONFIG_greeting").and_then(|v| v.value.as_deref()) == Some("hello")
+        );
+        ensure!(
+            var(&vars, "WASMPOD_ALLOWED_OUTBOUND_HOSTS").and_then(|v| v.value.as_deref())
+                == Some("https://api.example.com")
+        );
+        let first = checksum(&d);
+        ensure!(first.is_some(), "referenced Secrets give a checksum");
+
+        let events: Api<Event> = env.api();
+        wait_for("a SecretNotFound Warning event", 30, || async {
+            let list = events.list(&ListParams::default()).await?;
+            Ok(list
+                .items
+                .iter()
+                .find(|e| {
+                    e.reason.as_deref() == Some("SecretNotFound")
+                        && e.type_.as_deref() == Some("Warning")
+                })
+                .map(|_| ()))
+        })
+        .await?;
+
+        // The Secret appears without the key: the condition says which key.
+        put_secret(env, "redis", &[("uri", VALUE)]).await?;
+        let s = wait_condition(
+            &apps,
+            "kv",
+            CAPABILITIES_READY,
+            "False",
+            Some("KeyNotFound"),
+        )
+        .await?;
+        let msg = message(&s, CAPABILITIES_READY);
+        ensure!(
+            msg.contains(r#"key "url" not found in Secret "redis""#)
+                && msg.contains(r#"Secret "tokens" not found"#),
+            "{msg}"
+        );
+
+        let url = format!("redis://:{VALUE}@redis:6379/0");
+        put_secret(env, "redis", &[("url", url.as_str())]).await?;
+        put_secret(env, "tokens", &[("api", VALUE)]).await?;
+        let s = wait_condition(&apps, "kv", CAPABILITIES_READY, "True", Some("Resolved")).await?;
+        ensure!(
+            message(&s, CAPABILITIES_READY).contains(r#"ConfigMap "site" not found"#),
+            "an unset optional value is noted: {s:?}"
+        );
+        ensure!(
+            s.condition(READY).is_some_and(|c| c.reason == "RollingOut"),
+            "no controller-manager here: the rollout waits, the Secret no longer does: {s:?}"
+        );
+        ensure!(
+            s.condition(DEGRADED).is_some_and(|c| c.status == "False"),
+            "{s:?}"
+        );
+        wait_child(&deployments, "kv", "a new checksum: the pods roll", |d| {
+            checksum(d) != first
+        })
+        .await?;
+
+        // A new backend is a new pod template.
+        apps.patch(
+            "kv",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"capabilities": {"keyValue": [
+                {"bucket": "sessions", "backend": "Memory"}]}}})),
+        )
+        .await?;
+        wait_child(&deployments, "kv", "the bucket on Memory", |d| {
+            var(&env_of(d), "WASMPOD_KEYVALUE_sessions").and_then(|v| v.value.as_deref())
+                == Some("memory")
+        })
+        .await?;
+
+        // The value never left the Secret: not in the pod spec, the status or an Event.
+        let d = serde_json::to_string(&deployments.get("kv").await?)?;
+        let app = serde_json::to_string(&apps.get("kv").await?)?;
+        let evs = serde_json::to_string(&events.list(&ListParams::default()).await?.items)?;
+        for (what, text) in [("Deployment", d), ("WasmApp", app), ("Events", evs)] {
+            ensure!(!text.contains(VALUE), "the Secret's value is in the {what}");
+        }
         Ok(())
     })
 }

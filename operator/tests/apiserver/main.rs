@@ -79,6 +79,10 @@ const CASES: &[(&str, Case)] = &[
         capabilities::capability_rules_reject_nonsense_with_the_field_message,
     ),
     (
+        "missing_capability_secret_is_a_condition_until_it_exists",
+        capabilities::missing_capability_secret_is_a_condition_until_it_exists,
+    ),
+    (
         "two_operators_elect_one_leader",
         leader::two_operators_elect_one_leader,
     ),
