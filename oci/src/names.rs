@@ -14,6 +14,23 @@ pub const SHIM_BINARY: &str = "containerd-shim-wasmpod-v1";
 /// The runtime setting (a container environment variable) naming the port an HTTP component
 /// listens on. The operator sets it from a WasmApp's `port`; the runtime reads it.
 pub const HTTP_PORT_SETTING: &str = "WASMPOD_HTTP_PORT";
+/// Prefix of the runtime settings that grant a `wasi:keyvalue` bucket: `WASMPOD_KEYVALUE_<bucket>`
+/// (the bucket name exactly, see [`CAPABILITY_NAME_PATTERN`]) holds its backend: `memory`,
+/// `redis://[user:password@]host[:port][/db]` (`rediss://` for TLS) or `file:<absolute path
+/// inside a volume>`. The operator sets them from a WasmApp's `spec.capabilities.keyValue`.
+pub const KEYVALUE_SETTING_PREFIX: &str = "WASMPOD_KEYVALUE_";
+/// Prefix of the runtime settings that hold `wasi:config/store` values: `WASMPOD_CONFIG_<key>`
+/// (the key exactly, see [`CAPABILITY_NAME_PATTERN`]). The operator sets them from a WasmApp's
+/// `spec.capabilities.config`.
+pub const CONFIG_SETTING_PREFIX: &str = "WASMPOD_CONFIG_";
+/// The runtime setting holding the outbound allow-list: comma-separated `scheme://host[:port]`
+/// patterns. Unset means unrestricted (pod semantics); set but empty allows nothing. The operator
+/// sets it from a WasmApp's `spec.capabilities.allowedOutboundHosts`.
+pub const ALLOWED_OUTBOUND_HOSTS_SETTING: &str = "WASMPOD_ALLOWED_OUTBOUND_HOSTS";
+/// The rule for bucket names and config keys in those settings, as a regular expression:
+/// lower case, so a name can never be taken for one of the kubelet's upper-case Service-link
+/// variables.
+pub const CAPABILITY_NAME_PATTERN: &str = "^[a-z][a-z0-9_]{0,62}$";
 
 #[cfg(test)]
 mod tests {

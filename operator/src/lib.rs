@@ -1,7 +1,8 @@
 //! wasmpod-operator: turns a `WasmApp` into a scaled, health-checked, discoverable Wasm service.
 //!
 //! Module map: [`crd`] (the API), [`resources`] (pure child builders), [`status`] (pure status
-//! logic), [`image`] (registry inspection), [`refs`] (referenced ConfigMaps/Secrets),
+//! logic), [`image`] (registry inspection), [`refs`] (referenced ConfigMaps/Secrets), [`resolve`] (whether the keys capabilities read
+//! exist),
 //! [`controller`] and [`reconcile`] (the control loop), [`apply`], [`events`], [`metrics`],
 //! [`server`], [`leader`], [`cli`], [`run`] (wiring). Logging is `wasmpod-logging`'s, shared with
 //! the node installer.
@@ -17,6 +18,7 @@ pub mod leader;
 pub mod metrics;
 pub mod reconcile;
 pub mod refs;
+pub mod resolve;
 pub mod resources;
 pub mod run;
 pub mod server;

@@ -1,7 +1,6 @@
 //! One reconcile of one WasmApp: inspect the image, build and apply the children, remove the
 //! unwanted ones, write the status.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +20,7 @@ use crate::crd::{WasmApp, WasmAppStatus};
 use crate::image::auth::{self, Credentials};
 use crate::image::{ImageCheck, ImageFacts, cache};
 use crate::refs::{self, Content, References};
+use crate::resolve::{self, Objects};
 use crate::resources::{self, BuildInput, Children, drift};
 use crate::status::{self, Observation};
 use crate::{Error, Result, events};
@@ -73,9 +73,11 @@ async fn reconcile_app(app: &WasmApp, ctx: &Context) -> Result<(Action, &'static
     };
     let invalid = matches!(check, ImageCheck::Invalid { .. });
 
+    let objects = referenced_objects(ctx, &ns, &refs).await?;
+    let capabilities = resolve::resolve(&refs.capability_keys, &objects);
     let input = BuildInput {
         image: running.as_ref(),
-        config_checksum: config_checksum(ctx, &ns, &refs).await?,
+        config_checksum: refs::checksum(&objects),
         cluster_domain: &ctx.options.cluster_domain,
     };
     let children = resources::children(app, &input)?;
@@ -97,6 +99,7 @@ async fn reconcile_app(app: &WasmApp, ctx: &Context) -> Result<(Action, &'static
         service_exists: applied.service_exists,
         url: resources::service_url(app, &ctx.options.cluster_domain),
         apply_error: applied.error.as_ref().map(ToString::to_string),
+        capabilities: Some(&capabilities),
     };
     let new_status = status::compute(app, &observation, Timestamp::now());
     if app.status.as_ref() != Some(&new_status) {
@@ -177,9 +180,10 @@ async fn inspect(
     (check, retry)
 }
 
-/// Checksum of the referenced ConfigMaps and Secrets.
-async fn config_checksum(ctx: &Context, ns: &str, refs: &References) -> Result<Option<String>> {
-    let mut objects = BTreeMap::new();
+/// Reads the referenced ConfigMaps and Secrets: for the checksum that rolls the pods and for
+/// checking the keys capabilities read. Their content stays in memory; nothing logs it.
+async fn referenced_objects(ctx: &Context, ns: &str, refs: &References) -> Result<Objects> {
+    let mut objects = Objects::new();
     let cms = ctx.api::<ConfigMap>(ns);
     for name in &refs.config_maps {
         let content = cms.get_opt(name).await?.as_ref().map(Content::from);
@@ -190,7 +194,7 @@ async fn config_checksum(ctx: &Context, ns: &str, refs: &References) -> Result<O
         let content = secrets.get_opt(name).await?.as_ref().map(Content::from);
         objects.insert(("Secret", name.clone()), content);
     }
-    Ok(refs::checksum(&objects))
+    Ok(objects)
 }
 
 /// Applies wanted children and deletes unwanted ones. Every child is attempted; the first error

@@ -11,12 +11,31 @@ use crate::crd::WasmAppSpec;
 /// Names (in the app's namespace) of the objects an app refers to.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct References {
-    /// ConfigMaps used by env, envFrom and volumes.
+    /// ConfigMaps used by env, envFrom, volumes and capabilities.
     pub config_maps: BTreeSet<String>,
-    /// Secrets used by env, envFrom and volumes (their content rolls the pods).
+    /// Secrets used by env, envFrom, volumes and capabilities (their content rolls the pods).
     pub secrets: BTreeSet<String>,
     /// Secrets named in `imagePullSecrets` (their content re-inspects the image).
     pub pull_secrets: BTreeSet<String>,
+    /// The keys the capabilities read, each with the field that names it.
+    pub capability_keys: Vec<KeyReference>,
+}
+
+/// A key of a Secret or ConfigMap that a capability reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyReference {
+    /// The field naming it, e.g. `spec.capabilities.config[0].valueFrom.secretKeyRef`.
+    pub field: String,
+    /// What it configures, e.g. `bucket "sessions"`.
+    pub what: String,
+    /// `Secret` or `ConfigMap`.
+    pub kind: &'static str,
+    /// Name of the object.
+    pub name: String,
+    /// The key in it.
+    pub key: String,
+    /// Whether a missing object or key just leaves the setting unset.
+    pub optional: bool,
 }
 
 impl References {
@@ -55,6 +74,13 @@ pub fn references(spec: &WasmAppSpec) -> References {
     for v in &spec.volumes {
         volume_refs(v, &mut r);
     }
+    r.capability_keys = capability_keys(spec);
+    for k in &r.capability_keys {
+        match k.kind {
+            SECRET => r.secrets.insert(k.name.clone()),
+            _ => r.config_maps.insert(k.name.clone()),
+        };
+    }
     r.pull_secrets = spec
         .image_pull_secrets
         .iter()
@@ -64,6 +90,49 @@ pub fn references(spec: &WasmAppSpec) -> References {
     r.secrets.retain(|n| !n.is_empty());
     r.pull_secrets.retain(|n| !n.is_empty());
     r
+}
+
+const SECRET: &str = "Secret";
+const CONFIG_MAP: &str = "ConfigMap";
+
+/// The Secret and ConfigMap keys `spec.capabilities` reads.
+fn capability_keys(spec: &WasmAppSpec) -> Vec<KeyReference> {
+    let Some(caps) = &spec.capabilities else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, b) in caps.key_value.iter().enumerate() {
+        if let Some(from) = b.redis.as_ref().and_then(|r| r.url_from.as_ref()) {
+            out.push(KeyReference {
+                field: format!("spec.capabilities.keyValue[{i}].redis.urlFrom.secretKeyRef"),
+                what: format!("bucket {:?}", b.bucket),
+                kind: SECRET,
+                name: from.secret_key_ref.name.clone(),
+                key: from.secret_key_ref.key.clone(),
+                optional: false,
+            });
+        }
+    }
+    for (i, c) in caps.config.iter().enumerate() {
+        let Some(from) = &c.value_from else {
+            continue;
+        };
+        let (kind, field, sel) = match (&from.secret_key_ref, &from.config_map_key_ref) {
+            (Some(s), _) => (SECRET, "secretKeyRef", s),
+            (None, Some(m)) => (CONFIG_MAP, "configMapKeyRef", m),
+            (None, None) => continue,
+        };
+        out.push(KeyReference {
+            field: format!("spec.capabilities.config[{i}].valueFrom.{field}"),
+            what: format!("config {:?}", c.name),
+            kind,
+            name: sel.name.clone(),
+            key: sel.key.clone(),
+            optional: sel.optional.unwrap_or(false),
+        });
+    }
+    out.retain(|k| !k.name.is_empty());
+    out
 }
 
 fn volume_refs(v: &Volume, r: &mut References) {
@@ -188,6 +257,67 @@ mod tests {
         assert!(r.mentions("ConfigMap", "cm-vol"));
         assert!(!r.mentions("ConfigMap", "sec-vol"));
         assert_eq!(references(&spec(json!({}))), References::default());
+    }
+
+    #[test]
+    fn capability_secrets_and_config_maps_are_references_with_their_fields() {
+        let s = spec(json!({"capabilities": {
+            "keyValue": [
+                {"bucket": "default", "backend": "Memory"},
+                {"bucket": "sessions", "backend": "Redis",
+                 "redis": {"urlFrom": {"secretKeyRef": {"name": "redis", "key": "url"}}}}
+            ],
+            "config": [
+                {"name": "greeting", "value": "hello"},
+                {"name": "api_token", "valueFrom": {"secretKeyRef": {"name": "tokens", "key": "api"}}},
+                {"name": "region", "valueFrom":
+                    {"configMapKeyRef": {"name": "site", "key": "region", "optional": true}}}
+            ]
+        }}));
+        let r = references(&s);
+        assert_eq!(r.secrets.iter().collect::<Vec<_>>(), ["redis", "tokens"]);
+        assert_eq!(r.config_maps.iter().collect::<Vec<_>>(), ["site"]);
+        assert!(r.mentions("Secret", "redis") && r.mentions("ConfigMap", "site"));
+        let keys: Vec<_> = r
+            .capability_keys
+            .iter()
+            .map(|k| {
+                (
+                    k.field.as_str(),
+                    k.kind,
+                    k.name.as_str(),
+                    k.key.as_str(),
+                    k.optional,
+                )
+            })
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                (
+                    "spec.capabilities.keyValue[1].redis.urlFrom.secretKeyRef",
+                    "Secret",
+                    "redis",
+                    "url",
+                    false
+                ),
+                (
+                    "spec.capabilities.config[1].valueFrom.secretKeyRef",
+                    "Secret",
+                    "tokens",
+                    "api",
+                    false
+                ),
+                (
+                    "spec.capabilities.config[2].valueFrom.configMapKeyRef",
+                    "ConfigMap",
+                    "site",
+                    "region",
+                    true
+                ),
+            ]
+        );
+        assert_eq!(r.capability_keys[0].what, "bucket \"sessions\"");
     }
 
     #[test]

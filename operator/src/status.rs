@@ -4,8 +4,11 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
-use crate::crd::{DEGRADED, IMAGE_VALID, PROGRESSING, READY, WasmApp, WasmAppStatus};
+use crate::crd::{
+    CAPABILITIES_READY, DEGRADED, IMAGE_VALID, PROGRESSING, READY, WasmApp, WasmAppStatus,
+};
 use crate::image::{ImageCheck, ImageFacts};
+use crate::resolve::Resolution;
 use crate::resources::labels;
 
 /// Everything the operator observed in one reconcile.
@@ -25,6 +28,9 @@ pub struct Observation<'a> {
     pub url: Option<String>,
     /// Why applying children failed, if it did.
     pub apply_error: Option<String>,
+    /// Whether the Secret and ConfigMap keys the capabilities read exist; `None` when not
+    /// checked (nothing referenced).
+    pub capabilities: Option<&'a Resolution>,
 }
 
 /// A condition before timestamps are attached.
@@ -109,8 +115,8 @@ fn rollout(d: &Deployment, fallback_desired: i32) -> Rollout {
     }
 }
 
-/// The four conditions, in order Ready, Progressing, Degraded, ImageValid.
-pub fn verdicts(app: &WasmApp, obs: &Observation<'_>) -> [(&'static str, Verdict); 4] {
+/// The five conditions, in order Ready, Progressing, Degraded, ImageValid, CapabilitiesReady.
+pub fn verdicts(app: &WasmApp, obs: &Observation<'_>) -> [(&'static str, Verdict); 5] {
     let image = match obs.image {
         Some(ImageCheck::Valid(f)) => verdict(
             "True",
@@ -173,19 +179,69 @@ pub fn verdicts(app: &WasmApp, obs: &Observation<'_>) -> [(&'static str, Verdict
             verdict("False", "ApplyFailed", err.clone()),
             verdict("True", "ApplyFailed", err.clone()),
         ),
-        (None, false, None) => (
-            verdict("False", "Pending", "the Deployment does not exist yet"),
-            verdict("True", "Creating", "creating the Deployment"),
-            verdict("False", "AsExpected", "no problem found"),
+        (None, false, None) => held_by_capabilities(
+            obs,
+            (
+                verdict("False", "Pending", "the Deployment does not exist yet"),
+                verdict("True", "Creating", "creating the Deployment"),
+                verdict("False", "AsExpected", "no problem found"),
+            ),
         ),
-        (Some(r), false, None) => rollout_verdicts(r, obs, counts(r)),
+        (Some(r), false, None) => held_by_capabilities(obs, rollout_verdicts(r, obs, counts(r))),
     };
     [
         (READY, ready),
         (PROGRESSING, progressing),
         (DEGRADED, degraded),
         (IMAGE_VALID, image),
+        (CAPABILITIES_READY, capabilities_verdict(obs.capabilities)),
     ]
+}
+
+/// A missing Secret or ConfigMap key that a capability reads keeps the new pods from starting:
+/// the app is not Ready and is Degraded for that reason, whatever the rollout says. The
+/// Deployment is applied all the same (its new pods wait in `CreateContainerConfigError`, its old
+/// ones keep serving) so the pods start as soon as the object appears.
+fn held_by_capabilities(
+    obs: &Observation<'_>,
+    (ready, progressing, degraded): (Verdict, Verdict, Verdict),
+) -> (Verdict, Verdict, Verdict) {
+    match obs.capabilities.and_then(|c| Some((c.reason()?, c))) {
+        Some((reason, c)) => {
+            let msg = format!("{}; new pods cannot start until it exists", c.message());
+            (
+                verdict("False", reason, msg.clone()),
+                progressing,
+                verdict("True", reason, msg),
+            )
+        }
+        None => (ready, progressing, degraded),
+    }
+}
+
+/// `CapabilitiesReady`: whether every Secret and ConfigMap key the capabilities read exists.
+fn capabilities_verdict(c: Option<&Resolution>) -> Verdict {
+    let Some(c) = c.filter(|c| c.checked > 0) else {
+        return verdict(
+            "True",
+            "Resolved",
+            "no capability reads a Secret or ConfigMap",
+        );
+    };
+    if let Some(reason) = c.reason() {
+        return verdict("False", reason, c.message());
+    }
+    let mut msg = format!(
+        "every Secret and ConfigMap key the capabilities read exists ({} checked)",
+        c.checked
+    );
+    if !c.unset.is_empty() {
+        msg = format!(
+            "every required Secret and ConfigMap key exists; optional ones left unset: {}",
+            c.unset_message()
+        );
+    }
+    verdict("True", "Resolved", msg)
 }
 
 fn rollout_verdicts(

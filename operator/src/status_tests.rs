@@ -5,6 +5,7 @@ use serde_json::json;
 
 use super::*;
 use crate::crd::{ComponentKind, ImageFormat};
+use crate::resolve::{KEY_NOT_FOUND, Problem, SECRET_NOT_FOUND};
 use crate::resources::fixtures::app;
 
 fn facts() -> ImageFacts {
@@ -82,6 +83,7 @@ fn settled_deployment_and_service_make_the_app_ready() {
         service_exists: true,
         url: Some("http://hello.apps.svc.cluster.local".into()),
         apply_error: None,
+        capabilities: None,
     };
     let s = compute(&app, &obs, now());
     let ready = cond(&s, READY);
@@ -305,4 +307,141 @@ fn transition_time_moves_only_when_status_flips() {
         Time(t0),
         "Degraded stayed False"
     );
+}
+
+fn missing(reason: &'static str, message: &str) -> Problem {
+    Problem {
+        reason,
+        message: message.into(),
+    }
+}
+
+#[test]
+fn a_missing_capability_secret_holds_the_app_back_with_the_field_named() {
+    let app = app("kv", json!({"replicas": 2}));
+    let res = Resolution {
+        checked: 2,
+        problems: vec![
+            missing(
+                SECRET_NOT_FOUND,
+                "spec.capabilities.keyValue[0].redis.urlFrom.secretKeyRef (bucket \"sessions\"): Secret \"redis\" not found",
+            ),
+            missing(
+                KEY_NOT_FOUND,
+                "spec.capabilities.config[0].valueFrom.secretKeyRef (config \"token\"): key \"k\" not found in Secret \"s\"",
+            ),
+        ],
+        unset: vec![],
+    };
+    // Old pods still serve; the new ReplicaSet's pods cannot start.
+    let d = deployment(
+        2,
+        1,
+        DeploymentStatus {
+            observed_generation: Some(1),
+            replicas: Some(3),
+            ready_replicas: Some(2),
+            updated_replicas: Some(1),
+            available_replicas: Some(2),
+            ..Default::default()
+        },
+    );
+    let obs = Observation {
+        deployment: Some(&d),
+        capabilities: Some(&res),
+        ..Default::default()
+    };
+    let s = compute(&app, &obs, now());
+    let caps = cond(&s, CAPABILITIES_READY);
+    assert_eq!(
+        (caps.status.as_str(), caps.reason.as_str()),
+        ("False", "SecretNotFound")
+    );
+    assert!(
+        caps.message.contains("keyValue[0].redis.urlFrom"),
+        "{}",
+        caps.message
+    );
+    assert!(
+        caps.message.contains("key \"k\" not found in Secret \"s\""),
+        "{}",
+        caps.message
+    );
+    let ready = cond(&s, READY);
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "SecretNotFound")
+    );
+    assert!(
+        ready.message.contains("Secret \"redis\" not found"),
+        "{}",
+        ready.message
+    );
+    let degraded = cond(&s, DEGRADED);
+    assert_eq!(
+        (degraded.status.as_str(), degraded.reason.as_str()),
+        ("True", "SecretNotFound")
+    );
+    assert_eq!(
+        cond(&s, PROGRESSING).reason,
+        "RollingOut",
+        "the rollout is what it is"
+    );
+
+    // Before the Deployment exists, too.
+    let obs = Observation {
+        capabilities: Some(&res),
+        ..Default::default()
+    };
+    let s = compute(&app, &obs, now());
+    assert_eq!(cond(&s, READY).reason, "SecretNotFound");
+    assert_eq!(cond(&s, DEGRADED).status, "True");
+}
+
+#[test]
+fn resolved_or_unreferenced_capabilities_are_ready_and_optional_gaps_are_only_noted() {
+    let app = app("kv", json!({}));
+    let d = deployment(1, 1, settled(1));
+    let s = compute(
+        &app,
+        &Observation {
+            deployment: Some(&d),
+            ..Default::default()
+        },
+        now(),
+    );
+    let caps = cond(&s, CAPABILITIES_READY);
+    assert_eq!(
+        (caps.status.as_str(), caps.reason.as_str()),
+        ("True", "Resolved")
+    );
+    assert_eq!(cond(&s, READY).status, "True");
+
+    let res = Resolution {
+        checked: 1,
+        problems: vec![],
+        unset: vec![missing(
+            SECRET_NOT_FOUND,
+            "spec.capabilities.config[0].valueFrom.secretKeyRef (config \"x\"): Secret \"opt\" not found",
+        )],
+    };
+    let s = compute(
+        &app,
+        &Observation {
+            deployment: Some(&d),
+            capabilities: Some(&res),
+            ..Default::default()
+        },
+        now(),
+    );
+    let caps = cond(&s, CAPABILITIES_READY);
+    assert_eq!(caps.status, "True");
+    assert!(
+        caps.message.contains("optional ones left unset"),
+        "{}",
+        caps.message
+    );
+    assert!(caps.message.contains("Secret \"opt\""), "{}", caps.message);
+    assert_eq!(cond(&s, READY).status, "True");
+    assert_eq!(cond(&s, DEGRADED).status, "False");
 }

@@ -146,6 +146,10 @@ fn cel_rules_carry_messages_that_name_the_field() {
         "metadata.name",
         "spec.podLabels",
         "httpGet and tcpSocket",
+        "spec.capabilities.keyValue: backend Redis needs redis.url or redis.urlFrom",
+        "put credentials in a Secret and use redis.urlFrom",
+        "spec.capabilities.allowedOutboundHosts",
+        "spec.env must not set WASMPOD_KEYVALUE_*",
     ] {
         assert!(
             found.iter().any(|(_, m)| m.contains(needle)),
@@ -177,4 +181,34 @@ fn schema_bounds_replicas_and_ports() {
     assert!(volumes["configMap"]["properties"]["name"].is_object());
     assert!(volumes["name"].is_object());
     assert!(p["affinity"]["properties"]["nodeAffinity"].is_object());
+}
+
+#[test]
+fn capabilities_are_list_maps_with_bounded_rule_inputs() {
+    let crd = crd_json();
+    let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+    let caps = &spec["properties"]["capabilities"]["properties"];
+    for (list, key) in [("keyValue", "bucket"), ("config", "name")] {
+        assert_eq!(caps[list]["x-kubernetes-list-type"], "map", "{list}");
+        assert_eq!(
+            caps[list]["x-kubernetes-list-map-keys"],
+            serde_json::json!([key]),
+            "{list}"
+        );
+        assert!(caps[list]["maxItems"].is_number(), "{list}");
+        assert_eq!(caps[list]["items"]["properties"][key]["maxLength"], 63);
+    }
+    assert_eq!(
+        caps["keyValue"]["items"]["properties"]["backend"]["enum"],
+        serde_json::json!(["Memory", "Redis", "File"])
+    );
+    let hosts = &caps["allowedOutboundHosts"];
+    assert!(hosts["maxItems"].is_number());
+    assert_eq!(hosts["items"]["maxLength"], 300);
+    assert_eq!(
+        hosts["items"]["x-kubernetes-validations"][0]["rule"],
+        wasmpod_operator::crd::outbound_host_rule()
+    );
+    let mount = &spec["properties"]["volumeMounts"]["items"]["properties"]["mountPath"];
+    assert_eq!(mount["maxLength"], 1024, "the File-bucket rule compares it");
 }

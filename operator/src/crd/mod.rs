@@ -1,16 +1,23 @@
 //! The `WasmApp` custom resource (`wasmpod.io/v1alpha1`).
 
+mod capabilities;
 pub mod schema;
 mod spec;
 mod status;
 
+pub use capabilities::{
+    Capabilities, ConfigValue, ConfigValueSource, FileBackend, KeyRef, KeyValueBackend,
+    KeyValueBucket, OUTBOUND_HOST_MESSAGE, RedisBackend, RedisUrlSource, SecretKeyRef,
+    outbound_host_rule,
+};
 pub use spec::{
     Autoscaling, DEFAULT_PORT, DEFAULT_REPLICAS, DEFAULT_RUNTIME_CLASS, HttpGetProbe, HttpHeader,
     PodDisruptionBudgetConfig, Probe, ServiceConfig, ServiceType, TcpSocketProbe, WasmApp,
     WasmAppSpec,
 };
 pub use status::{
-    ComponentKind, DEGRADED, IMAGE_VALID, ImageFormat, PROGRESSING, READY, WasmAppStatus,
+    CAPABILITIES_READY, ComponentKind, DEGRADED, IMAGE_VALID, ImageFormat, PROGRESSING, READY,
+    WasmAppStatus,
 };
 
 use kube::CustomResourceExt;

@@ -39,6 +39,21 @@ pub fn named_items(schema: &mut Schema) {
     }
 }
 
+/// [`named_items`] for volume mounts, also bounding `mountPath` (to 1024 characters), which the
+/// CEL rule placing File key-value buckets inside a mount compares.
+pub fn mounts(schema: &mut Schema) {
+    named_items(schema);
+    if let Some(path) = schema
+        .as_object_mut()
+        .and_then(|o| o.get_mut("items"))
+        .and_then(|i| i.get_mut("properties"))
+        .and_then(|p| p.get_mut("mountPath"))
+        .and_then(Value::as_object_mut)
+    {
+        path.insert("maxLength".into(), 1024.into());
+    }
+}
+
 fn strip(value: &mut Value) {
     match value {
         Value::Object(obj) => {
@@ -57,7 +72,7 @@ fn strip(value: &mut Value) {
 pub fn conditions(_: &mut SchemaGenerator) -> Schema {
     schemars::json_schema!({
         "type": "array",
-        "description": "Ready, Progressing, Degraded and ImageValid, in the standard condition shape.",
+        "description": "Ready, Progressing, Degraded, ImageValid and CapabilitiesReady, in the standard condition shape.",
         "x-kubernetes-list-type": "map",
         "x-kubernetes-list-map-keys": ["type"],
         "items": {

@@ -17,7 +17,8 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use super::WasmAppStatus;
-use super::schema::{named_items, no_descriptions};
+use super::capabilities::Capabilities;
+use super::schema::{mounts, named_items, no_descriptions};
 
 /// Default number of replicas.
 pub const DEFAULT_REPLICAS: i32 = 1;
@@ -97,7 +98,10 @@ pub const DEFAULT_RUNTIME_CLASS: &str = "wasmpod";
         .field_path(".volumeMounts"),
     validation = Rule::new("!has(self.podLabels) || !('wasmpod.io/app' in self.podLabels)")
         .message("spec.podLabels must not set 'wasmpod.io/app': the operator uses it to select the app's pods")
-        .field_path(".podLabels")
+        .field_path(".podLabels"),
+    validation = Rule::new("!has(self.capabilities) || !has(self.capabilities.keyValue) || self.capabilities.keyValue.all(b, !has(b.file) || (has(self.volumeMounts) && self.volumeMounts.exists(m, (b.file.path + '/').startsWith(m.mountPath.endsWith('/') ? m.mountPath : m.mountPath + '/'))))")
+        .message("spec.capabilities.keyValue: the file.path of a File bucket must be inside one of spec.volumeMounts (the guest sees only its volumes)")
+        .field_path(".capabilities.keyValue")
 )]
 pub struct WasmAppSpec {
     /// OCI reference of the Wasm component: a CNCF Wasm artifact, an image with Wasm layers, or a
@@ -123,11 +127,17 @@ pub struct WasmAppSpec {
     #[schemars(length(max = 256))]
     pub args: Option<Vec<String>>,
 
-    /// Environment variables; same shape as a container's `env`. `WASMPOD_HTTP_PORT` is not
-    /// among them: the operator sets it from `port`.
+    /// Environment variables; same shape as a container's `env`. `WASMPOD_HTTP_PORT` and the
+    /// capability settings (`WASMPOD_KEYVALUE_*`, `WASMPOD_CONFIG_*`,
+    /// `WASMPOD_ALLOWED_OUTBOUND_HOSTS`) are not among them: the operator sets them from `port`
+    /// and `capabilities`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(transform = no_descriptions, length(max = 256))]
-    #[x_kube(validation = Rule::new("self.all(e, e.name != 'WASMPOD_HTTP_PORT')").message("spec.env must not set WASMPOD_HTTP_PORT: the operator sets it from spec.port"))]
+    #[x_kube(
+        validation = Rule::new("self.all(e, e.name != 'WASMPOD_HTTP_PORT')").message("spec.env must not set WASMPOD_HTTP_PORT: the operator sets it from spec.port"),
+        validation = Rule::new("self.all(e, !e.name.startsWith('WASMPOD_KEYVALUE_') && !e.name.startsWith('WASMPOD_CONFIG_') && e.name != 'WASMPOD_ALLOWED_OUTBOUND_HOSTS')")
+            .message("spec.env must not set WASMPOD_KEYVALUE_*, WASMPOD_CONFIG_* or WASMPOD_ALLOWED_OUTBOUND_HOSTS: the operator sets them from spec.capabilities")
+    )]
     pub env: Vec<EnvVar>,
 
     /// ConfigMaps and Secrets whose keys become environment variables; same shape as a
@@ -135,6 +145,13 @@ pub struct WasmAppSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(transform = no_descriptions, length(max = 64))]
     pub env_from: Vec<EnvFromSource>,
+
+    /// Host capabilities: the `wasi:keyvalue` buckets the component may open and their backends,
+    /// its `wasi:config` values, and where it may connect to. Secrets are referenced, never
+    /// inlined, and never reach the guest. Changing a backend or a referenced Secret or ConfigMap
+    /// rolls the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<Capabilities>,
 
     /// Port the component listens on for HTTP: the container port, and the port the operator
     /// tells the runtime to listen on (`WASMPOD_HTTP_PORT` in the container's environment).
@@ -205,7 +222,7 @@ pub struct WasmAppSpec {
 
     /// Where volumes are mounted in the component's filesystem; the guest sees only these.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(transform = named_items, length(max = 64))]
+    #[schemars(transform = mounts, length(max = 64))]
     pub volume_mounts: Vec<VolumeMount>,
 
     /// ServiceAccount of the pods.

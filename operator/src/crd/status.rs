@@ -14,6 +14,8 @@ pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
 /// Condition: the image was found in its registry and is Wasm.
 pub const IMAGE_VALID: &str = "ImageValid";
+/// Condition: every Secret and ConfigMap key the capabilities read exists.
+pub const CAPABILITIES_READY: &str = "CapabilitiesReady";
 
 /// Observed state of a WasmApp.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -59,7 +61,7 @@ pub struct WasmAppStatus {
     /// The component's world or main export, where the artifact names it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub component_world: Option<String>,
-    /// Ready, Progressing, Degraded and ImageValid.
+    /// Ready, Progressing, Degraded, ImageValid and CapabilitiesReady.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions")]
     pub conditions: Vec<Condition>,

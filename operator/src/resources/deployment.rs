@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{BuildInput, Owner, labels};
+use super::{BuildInput, Owner, capabilities, labels};
 use crate::Result;
 use crate::crd::{Probe, WasmApp};
 
@@ -125,8 +125,9 @@ pub fn deployment(app: &WasmApp, input: &BuildInput<'_>) -> Result<Deployment> {
     })
 }
 
-/// The app's environment, led by the port the runtime listens on (the CRD forbids setting it in
-/// `env`), so the port the pod declares, probes and the Service target is the one served.
+/// The app's environment, led by the runtime's settings (the CRD forbids setting them in
+/// `env`): the port the runtime listens on, so the port the pod declares, probes and the Service
+/// target is the one served, then the capabilities the app is granted.
 fn env(spec: &crate::crd::WasmAppSpec) -> Vec<EnvVar> {
     let port = EnvVar {
         name: wasmpod_oci::names::HTTP_PORT_SETTING.into(),
@@ -134,6 +135,7 @@ fn env(spec: &crate::crd::WasmAppSpec) -> Vec<EnvVar> {
         ..Default::default()
     };
     std::iter::once(port)
+        .chain(capabilities::env(spec.capabilities.as_ref()))
         .chain(spec.env.iter().cloned())
         .collect()
 }
@@ -412,6 +414,56 @@ mod tests {
         assert_eq!(
             startup.tcp_socket.as_ref().unwrap().port,
             IntOrString::Int(3000)
+        );
+    }
+
+    #[test]
+    fn capabilities_reach_the_wasm_container_and_a_new_backend_changes_the_template() {
+        let spec = |backend: serde_json::Value| {
+            json!({
+                "env": [{"name": "A", "value": "1"}],
+                "volumes": [{"name": "data", "emptyDir": {}}],
+                "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                "capabilities": {
+                    "keyValue": [backend],
+                    "config": [{"name": "greeting", "value": "hello"}],
+                    "allowedOutboundHosts": ["https://api.example.com"]
+                }
+            })
+        };
+        let memory = app(
+            "kv",
+            spec(json!({"bucket": "default", "backend": "Memory"})),
+        );
+        let d = deployment(&memory, &BuildInput::default()).unwrap();
+        let names: Vec<_> = container(&d)
+            .env
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "WASMPOD_HTTP_PORT",
+                "WASMPOD_KEYVALUE_default",
+                "WASMPOD_CONFIG_greeting",
+                "WASMPOD_ALLOWED_OUTBOUND_HOSTS",
+                "A"
+            ]
+        );
+
+        let file = app(
+            "kv",
+            spec(json!({"bucket": "default", "backend": "File", "file": {"path": "/data/kv"}})),
+        );
+        let moved = deployment(&file, &BuildInput::default()).unwrap();
+        let template = |d: &Deployment| d.spec.as_ref().unwrap().template.clone();
+        assert_ne!(
+            template(&d),
+            template(&moved),
+            "a new backend is a new pod template: the pods roll"
         );
     }
 

@@ -2,6 +2,7 @@
 //!
 //! Nothing here talks to the apiserver; the controller applies what these functions return.
 
+pub mod capabilities;
 mod deployment;
 pub mod drift;
 pub mod labels;

@@ -19,7 +19,7 @@ use crate::support::registry;
 type Fut<'a> = Pin<Box<dyn Future<Output = anyhow::Result<()>> + 'a>>;
 
 /// Waits until the app's condition `type_` has `status` (and `reason`, when given).
-async fn wait_condition(
+pub async fn wait_condition(
     apps: &Api<WasmApp>,
     name: &str,
     type_: &str,
@@ -37,7 +37,7 @@ async fn wait_condition(
     .await
 }
 
-fn message<'a>(s: &'a WasmAppStatus, type_: &str) -> &'a str {
+pub fn message<'a>(s: &'a WasmAppStatus, type_: &str) -> &'a str {
     s.condition(type_).map_or("", |c| c.message.as_str())
 }
 

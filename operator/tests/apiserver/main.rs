@@ -12,6 +12,7 @@
     reason = "test code: a panic is the failure report"
 )]
 
+mod capabilities;
 mod children;
 mod conditions;
 mod env;
@@ -72,6 +73,14 @@ const CASES: &[(&str, Case)] = &[
     (
         "image_problems_set_image_valid_without_stalling_others",
         conditions::image_problems_set_image_valid_without_stalling_others,
+    ),
+    (
+        "capability_rules_reject_nonsense_with_the_field_message",
+        capabilities::capability_rules_reject_nonsense_with_the_field_message,
+    ),
+    (
+        "missing_capability_secret_is_a_condition_until_it_exists",
+        capabilities::missing_capability_secret_is_a_condition_until_it_exists,
     ),
     (
         "two_operators_elect_one_leader",

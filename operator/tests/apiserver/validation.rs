@@ -202,6 +202,7 @@ pub fn samples_pass_server_side_validation(env: &mut TestEnv) -> Fut<'_> {
                     "autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas",
                     "set exactly one of minAvailable or maxUnavailable",
                     "every mount must name a volume declared in spec.volumes",
+                    "put credentials in a Secret and use redis.urlFrom",
                 ] {
                     ensure!(
                         stderr.contains(needle),
