@@ -16,7 +16,7 @@ pub const SHIM_BINARY: &str = "containerd-shim-wasmpod-v1";
 pub const HTTP_PORT_SETTING: &str = "WASMPOD_HTTP_PORT";
 /// Prefix of the runtime settings that grant a `wasi:keyvalue` bucket: `WASMPOD_KEYVALUE_<bucket>`
 /// (the bucket name exactly, see [`CAPABILITY_NAME_PATTERN`]) holds its backend: `memory`,
-/// `redis://[user:password@]host[:port][/db]` (`rediss://` for TLS) or `file:<absolute path
+/// `redis://[user:password@]host[:port][/db]` or `file:<absolute path
 /// inside a volume>`. The operator sets them from a WasmApp's `spec.capabilities.keyValue`.
 pub const KEYVALUE_SETTING_PREFIX: &str = "WASMPOD_KEYVALUE_";
 /// Prefix of the runtime settings that hold `wasi:config/store` values: `WASMPOD_CONFIG_<key>`

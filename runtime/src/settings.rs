@@ -22,12 +22,12 @@ pub const HTTP_MAX_CONCURRENCY: &str = "WASMPOD_HTTP_MAX_CONCURRENCY";
 pub const CA_BUNDLE: &str = "WASMPOD_CA_BUNDLE";
 /// `WASMPOD_KEYVALUE_<bucket>=<backend>` grants the key-value bucket `<bucket>`, backed by
 /// `memory`, `redis://...` or `file:<dir>` (see [`crate::capability::keyvalue::Backend`]).
-pub const KEYVALUE_PREFIX: &str = "WASMPOD_KEYVALUE_";
+pub const KEYVALUE_PREFIX: &str = wasmpod_oci::names::KEYVALUE_SETTING_PREFIX;
 /// `WASMPOD_CONFIG_<key>=<value>` is `wasi:config` value `<key>`.
-pub const CONFIG_PREFIX: &str = "WASMPOD_CONFIG_";
+pub const CONFIG_PREFIX: &str = wasmpod_oci::names::CONFIG_SETTING_PREFIX;
 /// Where the guest may connect: see [`crate::capability::outbound`]. Unset: anywhere its pod
 /// can; empty: nowhere.
-pub const ALLOWED_OUTBOUND_HOSTS: &str = "WASMPOD_ALLOWED_OUTBOUND_HOSTS";
+pub const ALLOWED_OUTBOUND_HOSTS: &str = wasmpod_oci::names::ALLOWED_OUTBOUND_HOSTS_SETTING;
 /// Every setting, for the message that rejects an unknown one.
 pub const KNOWN_SETTINGS: [&str; 6] = [
     HTTP_PORT,

@@ -233,7 +233,13 @@ impl Prepare<'_> {
             runtime,
             listener,
         );
-        Ok(Container::new(id, bundle, stdio, pid, Kind::Wasm(Box::new(run))))
+        Ok(Container::new(
+            id,
+            bundle,
+            stdio,
+            pid,
+            Kind::Wasm(Box::new(run)),
+        ))
     }
 }
 

@@ -5,6 +5,8 @@
 #   busybox     Debian's busybox-static, all applets linked in /bin: shell, wget, nslookup for tests
 #   coredns     the CoreDNS binary built by e2e/build-deps.sh
 #   hello-http  a tiny static C HTTP server (test workload under runc)
+#   redis       Debian's redis-server and redis-cli with the shared libraries they link (key-value
+#               tests)
 # An archive is rebuilt only when one of its inputs changed (stamp = hash of inputs), so the
 # warm path costs a few sha256sums. Prints nothing on stdout.
 set -euo pipefail
@@ -65,7 +67,24 @@ build_coredns() {
   done_stamp coredns "$bin"
 }
 
+build_redis() {
+  local bin=/usr/bin/redis-server cli=/usr/bin/redis-cli lib args=()
+  [[ -x $bin && -x $cli ]] || die "redis-server not installed: run make deps"
+  local libs
+  libs=$(ldd "$bin" "$cli" | awk '/=> \//{print $3} /^\t\/lib/{print $1}' | sort -u)
+  # shellcheck disable=SC2086 # one library path per word
+  up_to_date redis "$bin" "$cli" $libs && return 0
+  log "building image $REGISTRY/wasmpod-test/redis:7 from Debian redis-server"
+  for lib in $libs; do args+=(--add "$(readlink -f "$lib"):$lib:0755"); done
+  python3 "$IMG/mkimage.py" --out "$IMAGE_CACHE/redis.tar" --name "$REGISTRY/wasmpod-test/redis:7" \
+    --add "$bin:/usr/bin/redis-server:0755" --add "$cli:/usr/bin/redis-cli:0755" "${args[@]}" --dir /data --dir /tmp \
+    --entrypoint /usr/bin/redis-server --port 6379 >/dev/null
+  # shellcheck disable=SC2086
+  done_stamp redis "$bin" "$cli" $libs
+}
+
 build_pause
 build_hello
+build_redis
 build_busybox
 build_coredns

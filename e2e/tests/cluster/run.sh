@@ -9,6 +9,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../../cluster/env.sh"
 source "$CLUSTER_DIR/lib.sh"
 source "$here/lib.sh"
+source "$here/capabilities.sh"
 
 HELLO_IMAGE=$REGISTRY/wasmpod-test/hello-http:v1
 BUSYBOX_IMAGE=$REGISTRY/library/busybox:1.35
@@ -23,6 +24,9 @@ WASM_CLIENT_IMAGE=${WASM_CLIENT_IMAGE:-}
 WASM_ARTIFACT_IMAGE=${WASM_ARTIFACT_IMAGE:-}
 WASM_LAYER_IMAGE=${WASM_LAYER_IMAGE:-}
 WASM_HOG_IMAGE=${WASM_HOG_IMAGE:-}
+WASM_KV_IMAGE=${WASM_KV_IMAGE:-}
+WASM_KV_PY_IMAGE=${WASM_KV_PY_IMAGE:-}
+REDIS_IMAGE=$REGISTRY/wasmpod-test/redis:7
 NS=${NS:-wasmpod-e2e-$(date +%s)-$RANDOM}
 K="$KUBECTL -n $NS"
 
@@ -95,6 +99,19 @@ spec:
   selector: {app: $1}
   ports: [{port: 80, targetPort: 8080}]
 EOF
+}
+
+# start_operator: the CRD applied and the operator built here running for this test's namespace,
+# logging to $LOGS/operator-test.log, stopped when the test's subshell exits.
+start_operator() {
+  local op=$WASMPOD_OPERATOR
+  [[ -x $op ]] || skip "operator $op not built (make build)"
+  $KUBECTL apply -f "$E2E_DIR/../crds/wasmapp.yaml" >/dev/null
+  $KUBECTL wait --for condition=established crd/wasmapps.wasmpod.io --timeout=30s >/dev/null
+  "$op" --kubeconfig "$ADMIN_KUBECONFIG" --http-addr 127.0.0.1:0 --leader-elect false \
+    --insecure-registry "$REGISTRY" --watch-namespace "$NS" > "$LOGS/operator-test.log" 2>&1 &
+  OPERATOR_PID=$!
+  trap 'kill $OPERATOR_PID 2>/dev/null || true' EXIT
 }
 
 # --- tests ---------------------------------------------------------------------------------------
@@ -407,14 +424,8 @@ test_readme_plain_pod_example() {
 # (probes on 3000) and answers through its Service (the operator tells the runtime the port).
 test_operator_wasmapp_on_cluster() {
   [[ -x $WASMPOD_SHIM && -n $WASM_HTTP_IMAGE ]] || skip "shim or Wasm images not built"
-  local op=$WASMPOD_OPERATOR url
-  [[ -x $op ]] || skip "operator $op not built (make build)"
-  $KUBECTL apply -f "$E2E_DIR/../crds/wasmapp.yaml" >/dev/null
-  $KUBECTL wait --for condition=established crd/wasmapps.wasmpod.io --timeout=30s >/dev/null
-  "$op" --kubeconfig "$ADMIN_KUBECONFIG" --http-addr 127.0.0.1:0 --leader-elect false \
-    --insecure-registry "$REGISTRY" --watch-namespace "$NS" > "$LOGS/operator-test.log" 2>&1 &
-  local pid=$!
-  trap "kill $pid 2>/dev/null || true" EXIT
+  local url
+  start_operator
   apply <<EOF
 apiVersion: wasmpod.io/v1alpha1
 kind: WasmApp
@@ -634,6 +645,7 @@ tests=("$@")
                            test_readme_plain_pod_example
                            test_wasm_guest_resolves_names_like_its_pod
                            test_operator_wasmapp_on_cluster
+                           test_wasmapp_capabilities_on_cluster
                            test_wasm_pod_cost_is_charged_to_the_pod)
 # The tests of the cgroup v2 VM node, when the cluster has it (WASMPOD_V2_NODE=1).
 V2_TESTS=(test_v2_node_runs_container_pods_across_nodes

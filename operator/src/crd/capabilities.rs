@@ -150,12 +150,12 @@ pub enum KeyValueBackend {
         .field_path(".url")
 )]
 pub struct RedisBackend {
-    /// `redis://host[:port][/db]` (`rediss://` for TLS), without credentials: a URL with
-    /// credentials belongs in a Secret (`urlFrom`).
+    /// `redis://host[:port][/db]`, without credentials: a URL with credentials belongs in a
+    /// Secret (`urlFrom`). TLS (`rediss://`) is not supported by the runtime yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 2048))]
-    #[x_kube(validation = Rule::new("self.matches('^rediss?://[^/]')")
-        .message("spec.capabilities.keyValue: redis.url must start with redis:// or rediss:// and a host"))]
+    #[x_kube(validation = Rule::new("self.matches('^redis://[^/]')")
+        .message("spec.capabilities.keyValue: redis.url must start with redis:// and a host (rediss://, TLS, is not supported yet)"))]
     pub url: Option<String>,
 
     /// The whole URL, credentials included, from a Secret key. The kubelet hands it to the

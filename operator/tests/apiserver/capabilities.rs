@@ -163,13 +163,19 @@ pub fn capability_rules_reject_nonsense_with_the_field_message(env: &mut TestEnv
                 "redis-scheme",
                 redis_url("http://redis.cache:6379"),
                 format!("{kv0}.redis.url"),
-                "redis.url must start with redis:// or rediss://",
+                "redis.url must start with redis:// and a host",
+            ),
+            (
+                "redis-tls",
+                redis_url("rediss://redis.example.com:6380"),
+                format!("{kv0}.redis.url"),
+                "rediss://, TLS, is not supported yet",
             ),
             (
                 "redis-no-host",
                 redis_url("redis:///0"),
                 format!("{kv0}.redis.url"),
-                "redis.url must start with redis:// or rediss://",
+                "redis.url must start with redis:// and a host",
             ),
             (
                 "bucket-upper",
@@ -312,7 +318,6 @@ pub fn capability_rules_reject_nonsense_with_the_field_message(env: &mut TestEnv
                 "keyValue": [
                     {"bucket": "default", "backend": "Memory"},
                     {"bucket": "cache", "backend": "Redis", "redis": {"url": "redis://redis.cache.svc:6379/0"}},
-                    {"bucket": "tls", "backend": "Redis", "redis": {"url": "rediss://redis.example.com:6380"}},
                     {"bucket": "sessions", "backend": "Redis",
                      "redis": {"urlFrom": {"secretKeyRef": {"name": "redis", "key": "url"}}}},
                     {"bucket": "uploads", "backend": "File", "file": {"path": "/data/kv"}},

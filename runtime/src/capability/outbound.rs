@@ -7,7 +7,8 @@
 //! - host: a name (`api.example.com`), `*.example.com` (any name below it, not itself), `*`,
 //!   an IP address (`10.1.2.3`, `[fd00::1]`) or a CIDR block (`10.0.0.0/8`, `[fd00::]/8`);
 //! - port: a number, a range (`8000-8999`) or `*`; without one, 80 for `http`, 443 for
-//!   `https`, any port for the others.
+//!   `https`; `tcp`, `udp` and `*` need one (`:*` for any), so no rule opens every port by
+//!   omission.
 //!
 //! Sockets connect to addresses, not names. A guest gets addresses from our name lookup,
 //! which the list also governs (a name may be looked up when a socket rule allows it) and which
@@ -265,7 +266,7 @@ fn parse_rule(rule: &str) -> Result<Rule, String> {
         None => match scheme {
             Some(Protocol::Http) => (80, 80),
             Some(Protocol::Https) => (443, 443),
-            _ => (0, u16::MAX),
+            _ => return Err("tcp, udp and * rules need a port (:* for any)".into()),
         },
         Some("*") => (0, u16::MAX),
         Some(p) => {
@@ -317,14 +318,15 @@ fn parse_host(host: &str) -> Result<Host, String> {
     if host == "*" {
         return Ok(Host::Any);
     }
-    let (addr, bits) = match host.rsplit_once('/') {
-        Some((a, b)) => (a, Some(b)),
-        None => (host, None),
+    // `[fd00::]/8` and `[fd00::/8]` alike.
+    let unbracketed = match host.strip_prefix('[') {
+        Some(rest) => rest.replacen(']', "", 1),
+        None => host.to_string(),
     };
-    let addr_unbracketed = addr
-        .strip_prefix('[')
-        .and_then(|a| a.strip_suffix(']'))
-        .unwrap_or(addr);
+    let (addr_unbracketed, bits) = match unbracketed.rsplit_once('/') {
+        Some((a, b)) => (a, Some(b)),
+        None => (unbracketed.as_str(), None),
+    };
     if let Ok(ip) = addr_unbracketed.parse::<IpAddr>() {
         let max = if ip.is_ipv4() { 32 } else { 128 };
         let bits = match bits {
@@ -395,7 +397,12 @@ mod tests {
         );
         assert!(l.allows_request(Protocol::Http, "10.1.2.3", 1234));
         assert!(!l.allows_request(Protocol::Http, "11.1.2.3", 1234));
-        assert!(list("*://[fd00::]/8").allows_request(Protocol::Https, "[fd12::1]", 443));
+        for v6 in ["*://[fd00::]/8:*", "*://[fd00::/8]:*"] {
+            assert!(
+                list(v6).allows_request(Protocol::Https, "[fd12::1]", 443),
+                "{v6}"
+            );
+        }
         assert!(
             !list("").allows_request(Protocol::Https, "api.example.com", 443),
             "empty = none"
