@@ -11,7 +11,9 @@
 # (sha256) and mtime of every file here *before* it builds. An artifact there was therefore built
 # from recorded content, after the recorded mtime; a file whose content differs from the record
 # keeps a newer mtime than any artifact, so cargo rebuilds its crate. Developer builds use the
-# ordinary target dir and never mix in.
+# ordinary target dir and never mix in. The record names the clone's path too: crates compile in
+# their own path (`env!("CARGO_MANIFEST_DIR")`: the tests find fixtures and scripts through it),
+# so a clone elsewhere restores nothing and every workspace crate is rebuilt where it now is.
 #
 # Prints the target dir to use. Seeds it once from the ordinary one (dependencies built already).
 set -euo pipefail
@@ -33,19 +35,24 @@ fi
 cd "$root"
 # The root workspace only: the Wasm components and oci-pack build in target dirs that developer
 # builds share, where an old mtime could hide a developer's different build.
-python3 - "$stamps" <<'PY'
+python3 - "$stamps" "$root" <<'PY'
 import hashlib, os, subprocess, sys
-stamps = sys.argv[1]
+stamps, root = sys.argv[1], sys.argv[2]
 files = subprocess.run(
     ["git", "ls-files", "-z", "--", "Cargo.toml", "Cargo.lock", ".cargo", "clippy.toml",
      "oci", "runtime", "shim", "operator", "installer", "logging", "testkit"],
     check=True, capture_output=True).stdout.decode().split("\0")
 old = {}
 if os.path.exists(stamps):
-    for line in open(stamps):
-        digest, mtime_ns, path = line.rstrip("\n").split(" ", 2)
-        old[path] = (digest, int(mtime_ns))
-restored, new = 0, []
+    lines = open(stamps).read().splitlines()
+    if lines and lines[0] == f"root {root}":
+        for line in lines[1:]:
+            digest, mtime_ns, path = line.split(" ", 2)
+            old[path] = (digest, int(mtime_ns))
+    else:
+        print(f"[ci-freshness] the last CI run built another clone ({lines[0] if lines else 'none'}): restoring nothing",
+              file=sys.stderr)
+restored, new = 0, [f"root {root}\n"]
 for path in filter(None, files):
     digest = hashlib.sha256(open(path, "rb").read()).hexdigest()
     if path in old and old[path][0] == digest:
@@ -56,7 +63,7 @@ tmp = stamps + ".tmp"
 with open(tmp, "w") as f:
     f.writelines(new)
 os.replace(tmp, stamps)
-print(f"[ci-freshness] {restored} of {len(new)} files as in the last CI run, {len(new) - restored} new or changed",
+print(f"[ci-freshness] {restored} of {len(new) - 1} files as in the last CI run, {len(new) - 1 - restored} new or changed",
       file=sys.stderr)
 PY
 echo "$CI_TARGET_DIR"
