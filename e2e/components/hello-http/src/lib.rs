@@ -16,10 +16,7 @@
 
 use std::io::Write as _;
 
-use wasi::http::types::{
-    Fields, IncomingBody, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam,
-};
-use wasi::io::streams::StreamError;
+use wasi::http::types::{IncomingRequest, ResponseOutparam};
 
 wasi::http::proxy::export!(HelloHttp);
 
@@ -54,7 +51,7 @@ impl wasi::exports::http::incoming_handler::Guest for HelloHttp {
                 let _ = std::io::stdout().flush();
                 (200, HELLO.into())
             }
-            "/echo" => (200, read_body(request)),
+            "/echo" => (200, plain_http::read_body(request)),
             "/status" => {
                 let code = query_param(query, "code")
                     .and_then(|v| v.parse().ok())
@@ -70,7 +67,7 @@ impl wasi::exports::http::incoming_handler::Guest for HelloHttp {
             }
             _ => (200, HELLO.into()),
         };
-        respond(response_out, status, &body);
+        plain_http::respond(response_out, status, &body);
     }
 }
 
@@ -79,52 +76,4 @@ fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
         .split('&')
         .filter_map(|kv| kv.split_once('='))
         .find_map(|(k, v)| (k == name).then_some(v))
-}
-
-fn read_body(request: IncomingRequest) -> Vec<u8> {
-    let mut data = Vec::new();
-    let Ok(body) = request.consume() else {
-        return data;
-    };
-    if let Ok(stream) = body.stream() {
-        loop {
-            match stream.blocking_read(64 * 1024) {
-                Ok(chunk) => data.extend_from_slice(&chunk),
-                Err(StreamError::Closed) => break,
-                Err(StreamError::LastOperationFailed(_)) => break,
-            }
-        }
-    }
-    drop(IncomingBody::finish(body));
-    data
-}
-
-fn respond(out: ResponseOutparam, status: u16, body: &[u8]) {
-    let headers = Fields::from_list(&[
-        (
-            "content-type".to_string(),
-            b"text/plain; charset=utf-8".to_vec(),
-        ),
-        (
-            "content-length".to_string(),
-            body.len().to_string().into_bytes(),
-        ),
-    ])
-    .unwrap_or_else(|_| Fields::new());
-    let resp = OutgoingResponse::new(headers);
-    let _ = resp.set_status_code(status);
-    let Ok(outgoing) = resp.body() else {
-        return;
-    };
-    ResponseOutparam::set(out, Ok(resp));
-    if let Ok(stream) = outgoing.write() {
-        // blocking_write_and_flush takes at most 4096 bytes per call.
-        for chunk in body.chunks(4096) {
-            if stream.blocking_write_and_flush(chunk).is_err() {
-                break;
-            }
-        }
-        let _ = stream.flush();
-    }
-    let _ = OutgoingBody::finish(outgoing, None);
 }

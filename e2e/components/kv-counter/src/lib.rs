@@ -30,7 +30,6 @@
 //! is 400 `usage: ...`, a wrong method 405 `method not allowed`, any other path 404 `not found`.
 
 mod config;
-mod http;
 mod kv;
 
 /// The keyvalue and config imports. In a module of their own because the generated code's
@@ -54,7 +53,7 @@ struct KvCounter;
 impl wasi::exports::http::incoming_handler::Guest for KvCounter {
     fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
         let reply = route(request);
-        http::respond(response_out, reply.status, &reply.body);
+        plain_http::respond(response_out, reply.status, &reply.body);
     }
 }
 
@@ -107,9 +106,8 @@ fn route(request: IncomingRequest) -> Reply {
         "get" if allowed(&[Method::Get]) => {
             bucket_key("/get/<bucket>/<key>").map(|(b, k)| kv::get(b, k))
         }
-        "set" if allowed(&[Method::Put, Method::Post]) => {
-            bucket_key("/set/<bucket>/<key>").map(|(b, k)| kv::set(b, k, &http::read_body(request)))
-        }
+        "set" if allowed(&[Method::Put, Method::Post]) => bucket_key("/set/<bucket>/<key>")
+            .map(|(b, k)| kv::set(b, k, &plain_http::read_body(request))),
         "delete" if allowed(&[Method::Delete, Method::Post]) => {
             bucket_key("/delete/<bucket>/<key>").map(|(b, k)| kv::delete(b, k))
         }
@@ -117,7 +115,7 @@ fn route(request: IncomingRequest) -> Reply {
             .map(kv::keys)
             .ok_or_else(|| Reply::line(400, "usage: /keys/<bucket>")),
         "batch" if allowed(&[Method::Post, Method::Put]) => rest
-            .map(|b| kv::batch(b, &http::read_body(request)))
+            .map(|b| kv::batch(b, &plain_http::read_body(request)))
             .ok_or_else(|| Reply::line(400, "usage: /batch/<bucket>")),
         "config" if allowed(&[Method::Get]) => Ok(match rest {
             Some(key) => config::get(key),

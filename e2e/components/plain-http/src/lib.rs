@@ -1,4 +1,5 @@
-//! Reading a request body and writing a response with wasi:http (the `wasi` crate).
+//! Reading a request body and answering plain text with wasi:http (the `wasi` crate): shared by
+//! the test components that serve HTTP (hello-http, kv-counter).
 
 use wasi::http::types::{
     Fields, IncomingBody, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam,
