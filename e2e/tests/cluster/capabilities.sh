@@ -70,11 +70,15 @@ spec:
     - {bucket: counts, backend: Memory}
     config:
     - {name: greeting, value: hello}
+    - {name: literal, value: "a \$(HOME) b \$\$ c"}
     - name: token
       valueFrom: {secretKeyRef: {name: api, key: token}}
 EOF
   rolled counter
   counter_says /config/greeting hello
+  # The kubelet expands $(VAR) and $$ in env values; the operator escapes them, so the guest
+  # reads what the WasmApp says.
+  counter_says /config/literal 'a $(HOME) b $$ c'
   counter_says /config/token tok-from-secret
   for n in 1 2 3; do
     got=$(increment); [[ $got == "hits=$n" ]] || fail "in memory, increment $n: $got"
