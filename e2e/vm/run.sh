@@ -33,6 +33,13 @@ command -v vng >/dev/null || { echo "$0: virtme-ng is not installed (scripts/ins
 # Not under /tmp: the guest mounts a fresh tmpfs there.
 # shellcheck source=../../scripts/paths.sh
 source "$here/../../scripts/paths.sh"
+# The guest mounts its own tmpfs on /tmp (guest.sh), hiding anything of ours there: a build
+# cache or a clone under /tmp would fail inside the VM with "No such file or directory".
+for p in "$WASMPOD_CACHE" "$PWD"; do
+  case $(realpath -m "$p")/ in
+    /tmp/*) echo "$0: $p is under /tmp, which the VM does not see: use another WASMPOD_CACHE or clone (e.g. under /var/tmp)" >&2; exit 1 ;;
+  esac
+done
 mkdir -p "$WASMPOD_CACHE/vm"
 share=$(mktemp -d "$WASMPOD_CACHE/vm/job.XXXXXX")
 trap 'rm -rf "$share"' EXIT
