@@ -319,17 +319,7 @@ fn the_outbound_allow_list_refuses_what_it_does_not_name() {
     );
     let netns = format!("network:{}", ns.path());
 
-    let get = component("http-get");
-    let img = cd.import(
-        "http-get",
-        &[
-            "rootfs",
-            "--wasm",
-            get.to_str().unwrap(),
-            "--entrypoint",
-            "/get.wasm",
-        ],
-    );
+    let img = cd.import_rootfs("http-get", "http-get", "/get.wasm");
     let (code, out, err) = cd.run_rm(
         &img,
         "client",

@@ -479,17 +479,7 @@ fn guests_make_outgoing_http_requests_from_the_pod_network() {
         ns.curl("http://127.0.0.1:8080/", Duration::from_secs(20))
             .is_some()
     );
-    let get = component("http-get");
-    let img = cd.import(
-        "http-get",
-        &[
-            "rootfs",
-            "--wasm",
-            get.to_str().unwrap(),
-            "--entrypoint",
-            "/get.wasm",
-        ],
-    );
+    let img = cd.import_rootfs("http-get", "http-get", "/get.wasm");
     let netns = format!("network:{}", ns.path());
     // 127.0.0.1 here is the pod's loopback: only reachable from inside its namespace.
     let (code, out, err) = cd.run_rm(
