@@ -7,11 +7,14 @@
 //! - [`artifact`]: reading the CNCF Wasm artifact config into a component kind and world;
 //! - [`index`]: the one rule for choosing an entry of an image index;
 //! - [`layers`]: which layer of a manifest holds the Wasm, or that the rootfs does;
-//! - [`names`]: the runtime type, handler and shim binary name containerd knows us by.
+//! - [`names`]: the runtime type, handler and shim binary name containerd knows us by;
+//! - [`activity`]: the traffic reports the pods and the activator give the operator for scale to
+//!   zero.
 //!
 //! Everything is pure: callers do the I/O and convert their own descriptor types to the small
 //! structs here.
 
+pub mod activity;
 pub mod artifact;
 mod error;
 pub mod index;

@@ -27,6 +27,16 @@ pub const CONFIG_SETTING_PREFIX: &str = "WASMPOD_CONFIG_";
 /// patterns. Unset means unrestricted (pod semantics); set but empty allows nothing. The operator
 /// sets it from a WasmApp's `spec.capabilities.allowedOutboundHosts`.
 pub const ALLOWED_OUTBOUND_HOSTS_SETTING: &str = "WASMPOD_ALLOWED_OUTBOUND_HOSTS";
+/// The runtime setting naming the port on which an HTTP guest also reports its traffic
+/// (`GET /activity`, see [`crate::activity`]). The operator sets it, to [`ACTIVITY_PORT`], on the
+/// pods of a WasmApp that may scale to zero, and polls it to see the app idle.
+pub const ACTIVITY_PORT_SETTING: &str = "WASMPOD_ACTIVITY_PORT";
+/// The port the operator gives [`ACTIVITY_PORT_SETTING`].
+pub const ACTIVITY_PORT: u16 = 9091;
+/// The activator's admin port: health, readiness, metrics and its report of the apps it serves.
+pub const ACTIVATOR_ADMIN_PORT: u16 = 9090;
+/// The range of ports the operator gives apps on the activator (`status.scaleToZero.activatorPort`).
+pub const ACTIVATOR_APP_PORTS: std::ops::RangeInclusive<u16> = 20000..=29999;
 /// The rule for bucket names and config keys in those settings, as a regular expression:
 /// lower case, so a name can never be taken for one of the kubelet's upper-case Service-link
 /// variables.

@@ -323,6 +323,8 @@ pub fn compute(app: &WasmApp, obs: &Observation<'_>, now: Timestamp) -> WasmAppS
         image_format: obs.running.map(|f| f.format),
         component_kind: obs.running.map(|f| f.kind),
         component_world: obs.running.and_then(|f| f.world.clone()),
+        // Kept as the scale-to-zero loop last wrote it (see the operator's scaling module).
+        scale_to_zero: previous.scale_to_zero.clone(),
         conditions,
     }
 }

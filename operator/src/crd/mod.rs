@@ -1,6 +1,7 @@
 //! The `WasmApp` custom resource (`wasmpod.io/v1alpha1`).
 
 mod capabilities;
+mod scale_to_zero;
 pub mod schema;
 mod spec;
 mod status;
@@ -10,6 +11,7 @@ pub use capabilities::{
     KeyValueBucket, OUTBOUND_HOST_MESSAGE, RedisBackend, RedisUrlSource, SecretKeyRef,
     outbound_host_rule,
 };
+pub use scale_to_zero::{DEFAULT_IDLE_SECONDS, ScalePhase, ScaleToZero, ScaleToZeroStatus};
 pub use spec::{
     Autoscaling, DEFAULT_PORT, DEFAULT_REPLICAS, DEFAULT_RUNTIME_CLASS, HttpGetProbe, HttpHeader,
     PodDisruptionBudgetConfig, Probe, ServiceConfig, ServiceType, TcpSocketProbe, WasmApp,
@@ -17,6 +19,7 @@ pub use spec::{
 };
 pub use status::{
     CAPABILITIES_READY, ComponentKind, DEGRADED, IMAGE_VALID, ImageFormat, PROGRESSING, READY,
+    SCALED_TO_ZERO,
     WasmAppStatus,
 };
 

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::WasmAppStatus;
 use super::capabilities::Capabilities;
+use super::scale_to_zero::ScaleToZero;
 use super::schema::{mounts, named_items, no_descriptions};
 
 /// Default number of replicas.
@@ -101,7 +102,10 @@ pub const DEFAULT_RUNTIME_CLASS: &str = "wasmpod";
         .field_path(".podLabels"),
     validation = Rule::new("!has(self.capabilities) || !has(self.capabilities.keyValue) || self.capabilities.keyValue.all(b, !has(b.file) || (has(self.volumeMounts) && self.volumeMounts.exists(m, (b.file.path + '/').startsWith(m.mountPath.endsWith('/') ? m.mountPath : m.mountPath + '/'))))")
         .message("spec.capabilities.keyValue: the file.path of a File bucket must be inside one of spec.volumeMounts (the guest sees only its volumes)")
-        .field_path(".capabilities.keyValue")
+        .field_path(".capabilities.keyValue"),
+    validation = Rule::new("!has(self.scaleToZero) || !has(self.volumes) || size(self.volumes) == 0")
+        .message("spec.scaleToZero: an app with spec.volumes cannot scale to zero: while it is at zero the activator serves it, and the activator has none of its volumes")
+        .field_path(".scaleToZero")
 )]
 pub struct WasmAppSpec {
     /// OCI reference of the Wasm component: a CNCF Wasm artifact, an image with Wasm layers, or a
@@ -184,6 +188,12 @@ pub struct WasmAppSpec {
     /// Horizontal autoscaling; creates a HorizontalPodAutoscaler that scales this WasmApp.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscaling: Option<Autoscaling>,
+
+    /// Scale to zero when idle: after `idleSeconds` without a request the app has no pods, its
+    /// Service is answered by the activator (which runs the same component in-process), and the
+    /// first request brings the pods back. Unset: the app never goes below its replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_to_zero: Option<ScaleToZero>,
 
     /// Node labels the pods must match (added to the RuntimeClass' own node selector).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

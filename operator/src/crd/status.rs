@@ -17,6 +17,10 @@ pub const IMAGE_VALID: &str = "ImageValid";
 /// Condition: every Secret and ConfigMap key the capabilities read exists.
 pub const CAPABILITIES_READY: &str = "CapabilitiesReady";
 
+/// Condition: whether the app is at zero replicas with the activator answering (`True`), or why
+/// it cannot go there (`False`, e.g. the activator cannot prepare it).
+pub const SCALED_TO_ZERO: &str = "ScaledToZero";
+
 /// Observed state of a WasmApp.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -61,7 +65,10 @@ pub struct WasmAppStatus {
     /// The component's world or main export, where the artifact names it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub component_world: Option<String>,
-    /// Ready, Progressing, Degraded, ImageValid and CapabilitiesReady.
+    /// Scale to zero: the activator port and where the app is (with `spec.scaleToZero`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_to_zero: Option<super::ScaleToZeroStatus>,
+    /// Ready, Progressing, Degraded, ImageValid, CapabilitiesReady and ScaledToZero.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions")]
     pub conditions: Vec<Condition>,
