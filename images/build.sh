@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the two images from images/*.Dockerfile with buildah (no Docker engine needed) out of
+# Builds the three images from images/*.Dockerfile with buildah (no Docker engine needed) out of
 # static binaries built here, then optionally pushes them and writes docker archives.
 #
 #   images/build.sh                       build static binaries + both images
@@ -66,15 +66,19 @@ build_image() {
 
 ensure_tools
 [[ ${SKIP_CARGO:-} == 1 ]] || build_binaries
-rm -rf "$out/wasmpod-operator" "$out/wasmpod-node-installer"
-mkdir -p "$out/wasmpod-operator" "$out/wasmpod-node-installer"
+rm -rf "$out/wasmpod-operator" "$out/wasmpod-node-installer" "$out/wasmpod-activator"
+mkdir -p "$out/wasmpod-operator" "$out/wasmpod-node-installer" "$out/wasmpod-activator"
 stage "$bin/wasmpod-operator" "$out/wasmpod-operator/wasmpod-operator"
 cp /etc/ssl/certs/ca-certificates.crt "$out/wasmpod-operator/" ||
   die "/etc/ssl/certs/ca-certificates.crt missing (apt-get install ca-certificates)"
+stage "$bin/wasmpod-activator" "$out/wasmpod-activator/wasmpod-activator"
+cp /etc/ssl/certs/ca-certificates.crt "$out/wasmpod-activator/"
 stage "$bin/wasmpod-node-installer" "$out/wasmpod-node-installer/wasmpod-node-installer"
 stage "$bin/containerd-shim-wasmpod-v1" "$out/wasmpod-node-installer/containerd-shim-wasmpod-v1"
 # A smoke test of the staged binaries (stripped, static).
 "$out/wasmpod-node-installer/containerd-shim-wasmpod-v1" -v >/dev/null || die "staged shim does not run"
 "$out/wasmpod-operator/wasmpod-operator" --help >/dev/null || die "staged operator does not run"
+"$out/wasmpod-activator/wasmpod-activator" --help >/dev/null || die "staged activator does not run"
 build_image wasmpod-operator
+build_image wasmpod-activator
 build_image wasmpod-node-installer

@@ -10,6 +10,7 @@
 #                                               node installer): the ones the images carry
 #   shim             WASMPOD_SHIM               $WASMPOD_BIN_DIR/containerd-shim-wasmpod-v1
 #   operator         WASMPOD_OPERATOR           $WASMPOD_BIN_DIR/wasmpod-operator
+#   activator        WASMPOD_ACTIVATOR          $WASMPOD_BIN_DIR/wasmpod-activator
 #   tools-target     WASMPOD_TOOLS_TARGET_DIR   $WASMPOD_CACHE/target-tools (e2e/oci-pack)
 #   tools-bin        WASMPOD_TOOLS_BIN_DIR      its release binaries (oci-pack)
 #   components       WASMPOD_COMPONENTS_DIR     $WASMPOD_CACHE/components (Wasm test components)
@@ -22,11 +23,12 @@ WASMPOD_TARGET_TRIPLE=${WASMPOD_TARGET_TRIPLE:-$(sed -n 's/^target *= *"\(.*\)"/
 WASMPOD_BIN_DIR=${WASMPOD_BIN_DIR:-$CARGO_TARGET_DIR/$WASMPOD_TARGET_TRIPLE/release}
 WASMPOD_SHIM=${WASMPOD_SHIM:-$WASMPOD_BIN_DIR/containerd-shim-wasmpod-v1}
 WASMPOD_OPERATOR=${WASMPOD_OPERATOR:-$WASMPOD_BIN_DIR/wasmpod-operator}
+WASMPOD_ACTIVATOR=${WASMPOD_ACTIVATOR:-$WASMPOD_BIN_DIR/wasmpod-activator}
 WASMPOD_TOOLS_TARGET_DIR=${WASMPOD_TOOLS_TARGET_DIR:-$WASMPOD_CACHE/target-tools}
 WASMPOD_TOOLS_BIN_DIR=${WASMPOD_TOOLS_BIN_DIR:-$WASMPOD_TOOLS_TARGET_DIR/$WASMPOD_TARGET_TRIPLE/release}
 WASMPOD_COMPONENTS_DIR=${WASMPOD_COMPONENTS_DIR:-$WASMPOD_CACHE/components}
 export WASMPOD_CACHE CARGO_TARGET_DIR WASMPOD_TARGET_TRIPLE WASMPOD_BIN_DIR WASMPOD_SHIM \
-  WASMPOD_OPERATOR WASMPOD_TOOLS_TARGET_DIR WASMPOD_TOOLS_BIN_DIR WASMPOD_COMPONENTS_DIR
+  WASMPOD_OPERATOR WASMPOD_ACTIVATOR WASMPOD_TOOLS_TARGET_DIR WASMPOD_TOOLS_BIN_DIR WASMPOD_COMPONENTS_DIR
 unset _paths_root
 
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
@@ -37,9 +39,10 @@ if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
     bin) echo "$WASMPOD_BIN_DIR" ;;
     shim) echo "$WASMPOD_SHIM" ;;
     operator) echo "$WASMPOD_OPERATOR" ;;
+    activator) echo "$WASMPOD_ACTIVATOR" ;;
     tools-target) echo "$WASMPOD_TOOLS_TARGET_DIR" ;;
     tools-bin) echo "$WASMPOD_TOOLS_BIN_DIR" ;;
     components) echo "$WASMPOD_COMPONENTS_DIR" ;;
-    *) echo "usage: $0 cache|target|triple|bin|shim|operator|tools-target|tools-bin|components" >&2; exit 2 ;;
+    *) echo "usage: $0 cache|target|triple|bin|shim|operator|activator|tools-target|tools-bin|components" >&2; exit 2 ;;
   esac
 fi

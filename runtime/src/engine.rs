@@ -12,7 +12,7 @@ use crate::program::World;
 
 /// How often the epoch advances. Guests yield to the scheduler at each tick, which bounds how
 /// long a guest in a tight loop can hold a thread and how soon a kill takes effect.
-const EPOCH_TICK: Duration = Duration::from_millis(10);
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Upper bounds of the pooling allocator. They reserve address space, not memory.
 const POOL_INSTANCES: u32 = 256;
 /// Freed instance slots are reset (madvise) in batches. Each reset flushes the TLB of every CPU

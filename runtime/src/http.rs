@@ -1,5 +1,6 @@
 //! Serves a `wasi:http/incoming-handler` component: HTTP/1.1 and h2c on a listener its host
-//! bound, a fresh instance per request, bounded concurrency, graceful drain when asked.
+//! bound, a fresh instance per request, bounded concurrency (and, where the host asks, a bound
+//! on requests waiting: past it a 503 with `Retry-After`), graceful drain when asked.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -21,6 +22,10 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::guest::{Guest, GuestState};
 use crate::settings::Settings;
+use crate::traffic::Traffic;
+
+/// What a client refused for a full queue is told to wait before trying again, in seconds.
+const RETRY_AFTER_SECONDS: &str = "1";
 
 /// What the guest's host was asked to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +42,9 @@ pub struct HttpServer {
     guest: Arc<Guest>,
     /// One per request handled at once (`WASMPOD_HTTP_MAX_CONCURRENCY`).
     permits: Semaphore,
+    /// Requests handled or waiting for a permit, at most: past it, 503. `None`: no bound.
+    max_held: Option<u64>,
+    traffic: Arc<Traffic>,
 }
 
 impl HttpServer {
@@ -51,7 +59,29 @@ impl HttpServer {
             pre,
             guest,
             permits: Semaphore::new(settings.http_max_concurrency.get()),
+            max_held: None,
+            traffic: Arc::default(),
         }
+    }
+
+    /// Bounds the requests handled or waiting at once: the one past `max_held` is answered
+    /// 503 with `Retry-After` at once instead of waiting. The activator, which serves many
+    /// apps in one process, bounds every app this way.
+    pub fn with_max_held(mut self, max_held: u64) -> Self {
+        self.max_held = Some(max_held);
+        self
+    }
+
+    /// Counts into `traffic` instead of counters of its own, so a host that replaces an app's
+    /// server (a new image) keeps counting on.
+    pub fn with_traffic(mut self, traffic: Arc<Traffic>) -> Self {
+        self.traffic = traffic;
+        self
+    }
+
+    /// The server's request counters.
+    pub fn traffic(&self) -> Arc<Traffic> {
+        self.traffic.clone()
     }
 
     /// Accepts connections until asked to stop, then drains. Returns the exit status.
@@ -95,7 +125,33 @@ impl HttpServer {
         0
     }
 
+    /// Serves one connection its host accepted until the client closes it. For hosts that run
+    /// their own accept loop (the activator swaps an app's server under a listener it keeps).
+    pub async fn serve_stream(self: Arc<Self>, stream: tokio::net::TcpStream) {
+        let _ = stream.set_nodelay(true);
+        let svc = hyper::service::service_fn(move |req| {
+            let me = self.clone();
+            async move { Ok::<_, Infallible>(me.handle(req).await) }
+        });
+        let builder = auto::Builder::new(TokioExecutor::new());
+        let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+    }
+
     async fn handle(&self, req: Request<Incoming>) -> Response<HyperOutgoingBody> {
+        let _counted = self.traffic.begin();
+        if let Some(max) = self.max_held
+            && self.traffic.in_flight() > max
+        {
+            let mut resp = error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("too many requests for this app at once (more than {max}); retry shortly"),
+            );
+            resp.headers_mut().insert(
+                hyper::header::RETRY_AFTER,
+                hyper::header::HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+            return resp;
+        }
         // Acquiring fails only once the semaphore is closed, and nothing closes it.
         let _permit = self.permits.acquire().await.ok();
         match self.call(req).await {

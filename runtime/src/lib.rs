@@ -18,7 +18,8 @@
 //!   `guest::link` (one module per host interface: `ip_name_lookup` and `outgoing` put
 //!   names and HTTP through the pod's resolver), [`guest::run`] (running to completion,
 //!   exit statuses);
-//! - [`http`]: serving `wasi:http/incoming-handler`;
+//! - [`http`]: serving `wasi:http/incoming-handler`; [`traffic`]: its request counters and
+//!   the activity report scale to zero reads;
 //! - [`capability`]: what a container can be granted beyond WASI — key-value buckets and their
 //!   backends, config values, the outbound allow-list (linked by `guest::link::keyvalue` and
 //!   `guest::link::config`, enforced in `outgoing`, `ip_name_lookup` and the socket check);
@@ -32,6 +33,7 @@ pub mod guest;
 pub mod http;
 pub mod program;
 pub mod settings;
+pub mod traffic;
 
 pub use cache::CacheOutcome;
 pub use capability::Grants;
@@ -45,3 +47,4 @@ pub use guest::{Guest, GuestState, P1State};
 pub use http::{HttpServer, Stop};
 pub use program::{Program, World};
 pub use settings::{SETTING_PREFIX, Settings};
+pub use traffic::{Traffic, serve_activity};

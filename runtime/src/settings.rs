@@ -28,9 +28,13 @@ pub const CONFIG_PREFIX: &str = wasmpod_oci::names::CONFIG_SETTING_PREFIX;
 /// Where the guest may connect: see [`crate::capability::outbound`]. Unset: anywhere its pod
 /// can; empty: nowhere.
 pub const ALLOWED_OUTBOUND_HOSTS: &str = wasmpod_oci::names::ALLOWED_OUTBOUND_HOSTS_SETTING;
+/// The port on which an HTTP guest also reports its traffic for scale to zero (`GET
+/// /activity`, see [`crate::traffic`]). Unset: no such listener.
+pub const ACTIVITY_PORT: &str = wasmpod_oci::names::ACTIVITY_PORT_SETTING;
 /// Every setting, for the message that rejects an unknown one.
-pub const KNOWN_SETTINGS: [&str; 6] = [
+pub const KNOWN_SETTINGS: [&str; 7] = [
     HTTP_PORT,
+    ACTIVITY_PORT,
     HTTP_MAX_CONCURRENCY,
     CA_BUNDLE,
     "WASMPOD_KEYVALUE_<bucket>",
@@ -50,6 +54,8 @@ pub const DEFAULT_HTTP_MAX_CONCURRENCY: NonZeroUsize =
 pub struct Settings {
     pub http_port: NonZeroU16,
     pub http_max_concurrency: NonZeroUsize,
+    /// `WASMPOD_ACTIVITY_PORT`: where the traffic report is served, if anywhere.
+    pub activity_port: Option<NonZeroU16>,
     /// `WASMPOD_CA_BUNDLE`: the container's path of extra CA certificates.
     pub ca_bundle: Option<PathBuf>,
     /// Key-value buckets, config values and the outbound allow-list.
@@ -61,6 +67,7 @@ impl Default for Settings {
         Self {
             http_port: DEFAULT_HTTP_PORT,
             http_max_concurrency: DEFAULT_HTTP_MAX_CONCURRENCY,
+            activity_port: None,
             ca_bundle: None,
             grants: Grants::default(),
         }
@@ -86,6 +93,9 @@ impl Settings {
                 HTTP_PORT => settings.http_port = parse(&name, &value, "a port number (1-65535)")?,
                 HTTP_MAX_CONCURRENCY => {
                     settings.http_max_concurrency = parse(&name, &value, "a positive number")?
+                }
+                ACTIVITY_PORT => {
+                    settings.activity_port = Some(parse(&name, &value, "a port number (1-65535)")?)
                 }
                 CA_BUNDLE => settings.ca_bundle = Some(container_path(&name, &value)?),
                 ALLOWED_OUTBOUND_HOSTS => {
@@ -122,6 +132,13 @@ impl Settings {
     /// Where an HTTP guest listens: every address of its network namespace.
     pub fn http_addr(&self) -> SocketAddr {
         SocketAddr::from(([0, 0, 0, 0], self.http_port.get()))
+    }
+
+    /// Where the traffic report is served, if it is: every address of the pod's network
+    /// namespace, like the app itself, so the operator reaches it at the pod's IP.
+    pub fn activity_addr(&self) -> Option<SocketAddr> {
+        self.activity_port
+            .map(|p| SocketAddr::from(([0, 0, 0, 0], p.get())))
     }
 }
 
@@ -201,8 +218,13 @@ mod tests {
             (HTTP_PORT, "9000"),
             (HTTP_MAX_CONCURRENCY, "8"),
             (CA_BUNDLE, "/etc/ssl/extra/ca.pem"),
+            (ACTIVITY_PORT, "9091"),
         ]))
         .expect("parse");
+        assert_eq!(
+            s.activity_addr().map(|a| a.to_string()).as_deref(),
+            Some("0.0.0.0:9091")
+        );
         assert_eq!(
             s.ca_bundle.as_deref(),
             Some(std::path::Path::new("/etc/ssl/extra/ca.pem"))

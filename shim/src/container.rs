@@ -8,7 +8,10 @@ use std::sync::{Arc, Mutex};
 use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
-use wasmpod_runtime::{Guest, HttpServer, Program, Settings, Stop, WasmEngine, run_to_completion};
+use wasmpod_runtime::{
+    Guest, HttpServer, Program, Settings, Stop, WasmEngine, run_to_completion, serve_activity,
+    traffic,
+};
 
 use crate::cgroup::ThreadCgroup;
 use crate::error::{Error, Result};
@@ -45,10 +48,17 @@ pub struct WasmRun {
     pub settings: Settings,
     pub cgroup: Arc<ThreadCgroup>,
     runtime: Mutex<Option<Runtime>>,
-    listener: Mutex<Option<tokio::net::TcpListener>>,
+    listeners: Mutex<Option<Listeners>>,
     stop: watch::Sender<Stop>,
     /// Signal that ended the guest, if it was killed.
     killed_by: AtomicU32,
+}
+
+/// The sockets of an HTTP guest, bound in the pod's network namespace at create.
+pub struct Listeners {
+    pub http: tokio::net::TcpListener,
+    /// `WASMPOD_ACTIVITY_PORT`: the traffic report for scale to zero.
+    pub activity: Option<tokio::net::TcpListener>,
 }
 
 pub struct NativeRun {
@@ -64,7 +74,7 @@ impl WasmRun {
         settings: Settings,
         cgroup: Arc<ThreadCgroup>,
         runtime: Runtime,
-        listener: Option<tokio::net::TcpListener>,
+        listeners: Option<Listeners>,
     ) -> Self {
         Self {
             engine,
@@ -73,7 +83,7 @@ impl WasmRun {
             settings,
             cgroup,
             runtime: Mutex::new(Some(runtime)),
-            listener: Mutex::new(listener),
+            listeners: Mutex::new(listeners),
             stop: watch::channel(Stop::Run).0,
             killed_by: AtomicU32::new(0),
         }
@@ -154,19 +164,27 @@ impl Container {
                     let guest = w.guest.clone();
                     let engine = w.engine.clone();
                     let settings = w.settings.clone();
-                    let listener = w.listener.lock().map_err(|_| poisoned())?.take();
+                    let listeners = w.listeners.lock().map_err(|_| poisoned())?.take();
                     let stop = w.stop.subscribe();
                     self.state.send_replace(Status::Running);
                     rt.spawn(async move {
-                        match (&*program, listener) {
-                            (Program::Http(pre), Some(listener)) => {
+                        match (&*program, listeners) {
+                            (Program::Http(pre), Some(listeners)) => {
                                 let server = HttpServer::new(
                                     engine.engine.clone(),
                                     pre.clone(),
                                     guest,
                                     &settings,
                                 );
-                                Arc::new(server).serve(listener, stop).await
+                                if let Some(activity) = listeners.activity {
+                                    tokio::spawn(serve_activity(
+                                        activity,
+                                        server.traffic(),
+                                        traffic::instance_id(),
+                                        stop.clone(),
+                                    ));
+                                }
+                                Arc::new(server).serve(listeners.http, stop).await
                             }
                             (program, _) => {
                                 run_to_completion(&engine.engine, program, &guest).await

@@ -12,7 +12,7 @@ use oci_spec::runtime::Spec;
 use wasmpod_runtime::{Guest, Program, Wasm, WasmEngine, World};
 
 use crate::cgroup::{ShimCgroup, ThreadCgroup};
-use crate::container::{Container, Kind, NativeRun, ThreadSetup, WasmRun, unmount};
+use crate::container::{Container, Kind, Listeners, NativeRun, ThreadSetup, WasmRun, unmount};
 use crate::content::ContentStore;
 use crate::error::{Error, IoContext, Result};
 use crate::netns::NetNs;
@@ -189,33 +189,18 @@ impl Prepare<'_> {
                 .build()
                 .io_context(|| format!("start the runtime of container {id}"))?
         };
-        let listener = match http_addr {
-            Some(addr) => {
-                // Bound on a runtime thread, so the socket belongs to the pod's network namespace.
-                let bound = match runtime
-                    .spawn(async move { tokio::net::TcpListener::bind(addr).await })
-                    .await
-                {
-                    Ok(Ok(l)) => l,
-                    Ok(Err(source)) => {
-                        runtime.shutdown_background();
-                        return Err(Error::Io {
-                            context: format!("container {id}: listen on {addr}"),
-                            source,
-                        });
-                    }
-                    Err(e) => {
-                        runtime.shutdown_background();
-                        return Err(Error::Wasm {
-                            id,
-                            detail: format!("bind task failed: {e}"),
-                        });
-                    }
-                };
-                tracing::info!(%id, %addr, "HTTP guest listening");
-                Some(bound)
+        let bound = match http_addr {
+            Some(addr) => bind_listeners(&runtime, addr, settings.activity_addr(), &id)
+                .await
+                .map(Some),
+            None => Ok(None),
+        };
+        let listeners = match bound {
+            Ok(l) => l,
+            Err(e) => {
+                runtime.shutdown_background();
+                return Err(e);
             }
-            None => None,
         };
         if setup.failed.load(Ordering::SeqCst) {
             runtime.shutdown_background();
@@ -231,7 +216,7 @@ impl Prepare<'_> {
             settings,
             cgroup,
             runtime,
-            listener,
+            listeners,
         );
         Ok(Container::new(
             id,
@@ -241,6 +226,49 @@ impl Prepare<'_> {
             Kind::Wasm(Box::new(run)),
         ))
     }
+}
+
+/// The HTTP guest's listener and, for an app that may scale to zero, its activity listener.
+async fn bind_listeners(
+    runtime: &tokio::runtime::Runtime,
+    http: std::net::SocketAddr,
+    activity: Option<std::net::SocketAddr>,
+    id: &str,
+) -> Result<Listeners> {
+    let http_listener = bind_in_pod(runtime, http, id).await?;
+    tracing::info!(%id, addr = %http, "HTTP guest listening");
+    let activity = match activity {
+        Some(addr) => Some(bind_in_pod(runtime, addr, id).await?),
+        None => None,
+    };
+    Ok(Listeners {
+        http: http_listener,
+        activity,
+    })
+}
+
+/// Binds `addr` on a thread of the guest's runtime, so the socket belongs to the pod's network
+/// namespace (a task of the runtime a caller must shut down if this fails).
+async fn bind_in_pod(
+    runtime: &tokio::runtime::Runtime,
+    addr: std::net::SocketAddr,
+    id: &str,
+) -> Result<tokio::net::TcpListener> {
+    let failure = match runtime
+        .spawn(async move { tokio::net::TcpListener::bind(addr).await })
+        .await
+    {
+        Ok(Ok(l)) => return Ok(l),
+        Ok(Err(source)) => Error::Io {
+            context: format!("container {id}: listen on {addr}"),
+            source,
+        },
+        Err(e) => Error::Wasm {
+            id: id.to_string(),
+            detail: format!("bind task failed: {e}"),
+        },
+    };
+    Err(failure)
 }
 
 /// Wraps an error of the runtime with the container and what the runtime was given.

@@ -21,6 +21,10 @@
 {{ include "wasmpod.fullname" . }}-operator
 {{- end }}
 
+{{- define "wasmpod.activatorName" -}}
+{{ include "wasmpod.fullname" . }}-activator
+{{- end }}
+
 {{- define "wasmpod.installerName" -}}
 {{ include "wasmpod.fullname" . }}-node-installer
 {{- end }}

@@ -41,6 +41,10 @@ pub struct GuestConfig {
     pub stderr: Option<File>,
     /// Cap on the guest's linear memory, in bytes.
     pub memory_limit: Option<u64>,
+    /// Cap on the CPU time one instance (one HTTP request) may run Wasm: past it the instance
+    /// traps. Counted in epoch ticks the instance was running in, so time spent waiting on I/O
+    /// does not count. `None`: no cap (a pod's own cgroup bounds its CPU).
+    pub instance_cpu_limit: Option<std::time::Duration>,
     /// Whether the guest may use sockets. Only when its threads run in a network namespace
     /// of its own (the pod's), never on the node's network.
     pub network: bool,

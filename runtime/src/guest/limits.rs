@@ -20,13 +20,21 @@ pub struct Usage {
 #[derive(Debug, Default)]
 pub(crate) struct Limits {
     pub(crate) memory: Option<u64>,
+    /// Epoch ticks one instance may run, if capped.
+    pub(crate) instance_ticks: Option<u64>,
     pub(crate) usage: Arc<Usage>,
 }
 
 impl Limits {
-    pub(crate) fn new(memory: Option<u64>) -> Self {
+    pub(crate) fn new(memory: Option<u64>, instance_cpu: Option<std::time::Duration>) -> Self {
+        let tick = crate::engine::EPOCH_TICK.as_millis().max(1);
         Self {
             memory,
+            instance_ticks: instance_cpu.map(|d| {
+                u64::try_from(d.as_millis().div_ceil(tick))
+                    .unwrap_or(u64::MAX)
+                    .max(1)
+            }),
             usage: Arc::default(),
         }
     }
@@ -95,7 +103,7 @@ mod tests {
 
     #[test]
     fn instances_share_one_limit_and_give_back_what_they_used() {
-        let limits = Limits::new(Some(100));
+        let limits = Limits::new(Some(100), None);
         let (mut a, mut b) = (limits.limiter(), limits.limiter());
         assert!(a.memory_growing(0, 60, None).expect("under the limit"));
         assert!(b.memory_growing(0, 50, None).is_err(), "60 + 50 > 100");

@@ -36,7 +36,7 @@ pub struct Guest {
 impl Guest {
     /// Prepares what every instance of the guest is given (opens its volumes).
     pub fn new(config: GuestConfig) -> Result<Arc<Self>> {
-        let limits = Limits::new(config.memory_limit);
+        let limits = Limits::new(config.memory_limit, config.instance_cpu_limit);
         Ok(Arc::new(Self {
             context: GuestContext::new(config)?,
             limits,
@@ -75,7 +75,11 @@ impl Guest {
             table: ResourceTable::new(),
             limiter: self.limits.limiter(),
         };
-        limited(Store::new(engine, state), |s| &mut s.limiter)
+        limited(
+            Store::new(engine, state),
+            |s| &mut s.limiter,
+            self.limits.instance_ticks,
+        )
     }
 
     pub(crate) fn p1_store(&self, engine: &Engine) -> Store<P1State> {
@@ -83,18 +87,44 @@ impl Guest {
             ctx: self.context.wasi_p1_ctx(),
             limiter: self.limits.limiter(),
         };
-        limited(Store::new(engine, state), |s| &mut s.limiter)
+        limited(
+            Store::new(engine, state),
+            |s| &mut s.limiter,
+            self.limits.instance_ticks,
+        )
     }
 }
 
 fn limited<T: 'static>(
     mut store: Store<T>,
     mut limiter: impl (FnMut(&mut T) -> &mut MemoryLimiter) + Send + Sync + 'static,
+    cpu_ticks: Option<u64>,
 ) -> Store<T> {
     store.limiter(move |s| limiter(s) as &mut dyn wasmtime::ResourceLimiter);
-    store.epoch_deadline_async_yield_and_update(1);
+    match cpu_ticks {
+        None => store.epoch_deadline_async_yield_and_update(1),
+        Some(max) => {
+            // The deadline passes once per tick the instance is running in (the ticker is
+            // global, the deadline is re-armed one tick ahead), so counting passes counts CPU.
+            let mut used = 0u64;
+            store.epoch_deadline_callback(move |_| {
+                used += 1;
+                if used > max {
+                    return Err(wasmtime::format_err!(
+                        "{CPU_LIMIT_TRAP}: the instance ran Wasm for more than {} ms",
+                        max * crate::engine::EPOCH_TICK.as_millis() as u64
+                    ));
+                }
+                Ok(wasmtime::UpdateDeadline::Yield(1))
+            });
+            store.set_epoch_deadline(1);
+        }
+    }
     store
 }
+
+/// How a trap for the CPU cap of [`GuestConfig::instance_cpu_limit`] starts.
+pub const CPU_LIMIT_TRAP: &str = "CPU time limit exceeded";
 
 /// Store data of component guests (commands and HTTP handlers). Each host interface reads
 /// its part through the view its `link` module implements.
