@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use std::time::Duration;
+
 use clap::Parser;
 pub use wasmpod_logging::LogFormat;
 
@@ -41,7 +43,17 @@ pub struct Args {
     /// Seconds between retries of apps that could not be prepared.
     #[arg(long, default_value_t = 30)]
     pub retry_seconds: u64,
+    /// Seconds to keep serving after SIGTERM while not ready, so requests already routed here
+    /// are answered while the endpoints move away.
+    #[arg(long, default_value_t = 5)]
+    pub shutdown_delay_seconds: u64,
     /// Log format.
     #[arg(long, env = "WASMPOD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+impl Args {
+    pub fn shutdown_delay(&self) -> Duration {
+        Duration::from_secs(self.shutdown_delay_seconds)
+    }
 }

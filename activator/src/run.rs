@@ -97,7 +97,25 @@ pub async fn run(args: Args) -> Result<()> {
         .default_backoff()
         .reflect(writer)
         .boxed();
-    while let Some(event) = events.next().await {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .io_context(|| "listen for SIGTERM".into())?;
+    loop {
+        let event = tokio::select! {
+            event = events.next() => match event {
+                Some(e) => e,
+                None => break,
+            },
+            _ = terminate.recv() => {
+                // Not ready at once, so the operator and kube-proxy take this pod out of the
+                // apps' endpoints; keep answering meanwhile, then go.
+                tracing::info!(delay = ?args.shutdown_delay(), "SIGTERM: leaving the endpoints, then exiting");
+                ready.store(false, Ordering::SeqCst);
+                tokio::time::sleep(args.shutdown_delay()).await;
+                retry.abort();
+                admin.abort();
+                return Ok(());
+            }
+        };
         match event {
             Ok(Event::Apply(app) | Event::InitApply(app)) => apps.update(&app, false),
             Ok(Event::Delete(app)) => {
