@@ -13,7 +13,7 @@ CARGO_TEST := cargo test --release --workspace
 # tests too; V2_NODE=0 leaves it out (faster, the host node only).
 V2_NODE ?= 1
 
-.PHONY: help deps go-deps build components generate verify lint fmt images chart-lint chart-dry-run test-shim-v2 test-build \
+.PHONY: help deps go-deps build components generate verify lint fmt images chart-lint chart-dry-run test-shim-v2 test-build bench-cluster \
         check test test-unit test-integration test-shim test-operator test-installer test-cluster test-install \
         bench bench-shim bench-operator
 
@@ -114,11 +114,15 @@ test-integration: build components go-deps ## Every tier that needs real contain
 test: deps ## Everything CI runs (.ci/run): `check`, then the integration tiers
 	@$(call timed,check go-deps components test-integration)
 
-bench: bench-shim bench-operator ## All benchmarks, with ratios against their baselines
+bench: bench-shim bench-operator bench-cluster ## All benchmarks, with ratios against their baselines
 
 bench-shim: build components ## Shim: start vs runc, idle memory, HTTP vs wasmtime serve; BENCH_BASELINE_REF=<ref> adds that ref's shim
 	@e2e/build-deps.sh containerd2
 	@e2e/bench/shim-bench.sh
+
+bench-cluster: build components go-deps ## Cluster: first request at zero (activator) vs the pod path from 0 replicas, activator memory per app
+	@e2e/cluster/up.sh >/dev/null
+	@e2e/bench/cluster-bench.sh
 
 bench-operator: deps ## Operator: 1000 WasmApps against etcd + kube-apiserver
 	@e2e/build-deps.sh etcd kubernetes

@@ -10,7 +10,8 @@
 # image-archive`); pushed as $PUSH/<name>:<tag>.
 #
 # Variables: TAG (default: the workspace version), PUSH (registry host:port), SKIP_CARGO=1 (use
-# the binaries already built), IMAGE_REPO (default ghcr.io/wasmpod).
+# the binaries already built), IMAGE_REPO (default ghcr.io/wasmpod), IMAGES (the images to build,
+# default all three; the cluster tests need only wasmpod-activator).
 #
 # Binaries: the workspace build itself (`cargo build --release --workspace`), which is static
 # (glibc, crt-static: see .cargo/config.toml), so the images carry exactly the binaries `make
@@ -79,6 +80,6 @@ stage "$bin/containerd-shim-wasmpod-v1" "$out/wasmpod-node-installer/containerd-
 "$out/wasmpod-node-installer/containerd-shim-wasmpod-v1" -v >/dev/null || die "staged shim does not run"
 "$out/wasmpod-operator/wasmpod-operator" --help >/dev/null || die "staged operator does not run"
 "$out/wasmpod-activator/wasmpod-activator" --help >/dev/null || die "staged activator does not run"
-build_image wasmpod-operator
-build_image wasmpod-activator
-build_image wasmpod-node-installer
+for name in ${IMAGES:-wasmpod-operator wasmpod-activator wasmpod-node-installer}; do
+  build_image "$name"
+done

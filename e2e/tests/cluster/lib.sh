@@ -40,4 +40,18 @@ summary() {
 }
 
 skip() { echo "$*"; exit 77; }
+
+# start_operator: the CRD applied and the operator built here running for this test's namespace,
+# logging to $LOGS/operator-test.log, stopped when the test's subshell exits.
+start_operator() {
+  local op=$WASMPOD_OPERATOR
+  [[ -x $op ]] || skip "operator $op not built (make build)"
+  $KUBECTL apply -f "$E2E_DIR/../crds/wasmapp.yaml" >/dev/null
+  $KUBECTL wait --for condition=established crd/wasmapps.wasmpod.io --timeout=30s >/dev/null
+  "$op" --kubeconfig "$ADMIN_KUBECONFIG" --http-addr 127.0.0.1:0 --leader-elect false \
+    --insecure-registry "$REGISTRY" --watch-namespace "$NS" "$@" >> "$LOGS/operator-test.log" 2>&1 &
+  OPERATOR_PID=$!
+  trap 'kill $OPERATOR_PID 2>/dev/null || true' EXIT
+}
+
 fail() { echo "FAILED: $*" >&2; exit 1; }

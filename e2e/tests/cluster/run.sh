@@ -10,6 +10,7 @@ source "$here/../../cluster/env.sh"
 source "$CLUSTER_DIR/lib.sh"
 source "$here/lib.sh"
 source "$here/capabilities.sh"
+source "$here/scale-to-zero.sh"
 
 HELLO_IMAGE=$REGISTRY/wasmpod-test/hello-http:v1
 BUSYBOX_IMAGE=$REGISTRY/library/busybox:1.35
@@ -99,19 +100,6 @@ spec:
   selector: {app: $1}
   ports: [{port: 80, targetPort: 8080}]
 EOF
-}
-
-# start_operator: the CRD applied and the operator built here running for this test's namespace,
-# logging to $LOGS/operator-test.log, stopped when the test's subshell exits.
-start_operator() {
-  local op=$WASMPOD_OPERATOR
-  [[ -x $op ]] || skip "operator $op not built (make build)"
-  $KUBECTL apply -f "$E2E_DIR/../crds/wasmapp.yaml" >/dev/null
-  $KUBECTL wait --for condition=established crd/wasmapps.wasmpod.io --timeout=30s >/dev/null
-  "$op" --kubeconfig "$ADMIN_KUBECONFIG" --http-addr 127.0.0.1:0 --leader-elect false \
-    --insecure-registry "$REGISTRY" --watch-namespace "$NS" > "$LOGS/operator-test.log" 2>&1 &
-  OPERATOR_PID=$!
-  trap 'kill $OPERATOR_PID 2>/dev/null || true' EXIT
 }
 
 # --- tests ---------------------------------------------------------------------------------------
@@ -646,6 +634,10 @@ tests=("$@")
                            test_wasm_guest_resolves_names_like_its_pod
                            test_operator_wasmapp_on_cluster
                            test_wasmapp_capabilities_on_cluster
+                           test_scale_to_zero_idle_first_request_and_back
+                           test_scale_to_zero_handover_under_steady_stream
+                           test_scale_to_zero_caps_held_requests_and_cpu
+                           test_scale_to_zero_restarts_and_races
                            test_wasm_pod_cost_is_charged_to_the_pod)
 # The tests of the cgroup v2 VM node, when the cluster has it (WASMPOD_V2_NODE=1).
 V2_TESTS=(test_v2_node_runs_container_pods_across_nodes

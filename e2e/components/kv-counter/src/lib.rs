@@ -3,7 +3,7 @@
 //! the tests can check the capabilities a pod is granted through plain HTTP requests. The
 //! keyvalue/config bindings are generated from `runtime/wit` (world `wasmpod:host/capabilities`),
 //! the very WIT the host is built from; wasi:http comes from the `wasi` crate like `hello-http`.
-//! `kv-counter-py` answers the same routes the same way.
+//! `kv-counter-py` answers the same routes the same way, except `/spin` (Rust only).
 //!
 //! Every body is plain text, one value per line, each line ending in `\n`, except `/get`, which
 //! answers the stored bytes exactly. `<bucket>` is the path segment after the route (it may be
@@ -11,6 +11,7 @@
 //! `/`); neither is percent-decoded; a query string is ignored.
 //!
 //! - `GET /` (any method): 200 `hello from kv-counter`
+//! - `/spin` (any method): loops forever without calling the host: for CPU caps
 //! - `POST|GET /increment/<bucket>/<key>`: `atomics.increment` by 1; 200 `<key>=<new value>`
 //! - `GET /get/<bucket>/<key>`: 200 with the value's bytes; 404 `missing` when absent
 //! - `PUT|POST /set/<bucket>/<key>`: sets the request body; 200 `set <key>`
@@ -117,6 +118,13 @@ fn route(request: IncomingRequest) -> Reply {
         "batch" if allowed(&[Method::Post, Method::Put]) => rest
             .map(|b| kv::batch(b, &plain_http::read_body(request)))
             .ok_or_else(|| Reply::line(400, "usage: /batch/<bucket>")),
+        // Never answers: for the CPU cap of a host that sets one (the activator stops it).
+        "spin" => {
+            let mut n: u64 = 0;
+            loop {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+        }
         "config" if allowed(&[Method::Get]) => Ok(match rest {
             Some(key) => config::get(key),
             None => config::get_all(),
