@@ -19,8 +19,7 @@ pub use spec::{
 };
 pub use status::{
     CAPABILITIES_READY, ComponentKind, DEGRADED, IMAGE_VALID, ImageFormat, PROGRESSING, READY,
-    SCALED_TO_ZERO,
-    WasmAppStatus,
+    SCALED_TO_ZERO, WasmAppStatus,
 };
 
 use kube::CustomResourceExt;
