@@ -117,6 +117,8 @@ expected = {
     (("",), ("services",)): child,
     (("autoscaling",), ("horizontalpodautoscalers",)): child,
     (("policy",), ("poddisruptionbudgets",)): child,
+    # Scale to zero: the proxy slice (owned), the Services' and the activator's slices (read).
+    (("discovery.k8s.io",), ("endpointslices",)): child,
     (("",), ("configmaps", "secrets")): sorted(["get", "list", "watch"]),
     (("events.k8s.io",), ("events",)): sorted(["create", "patch"]),
 }

@@ -114,6 +114,7 @@ fn kind_of<K: Resource<DynamicType = ()>>() -> &'static str {
         "Service" => "Service",
         "HorizontalPodAutoscaler" => "HorizontalPodAutoscaler",
         "PodDisruptionBudget" => "PodDisruptionBudget",
+        "EndpointSlice" => "EndpointSlice",
         _ => "object",
     }
 }

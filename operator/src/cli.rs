@@ -9,6 +9,7 @@ use clap::{ArgAction, Parser};
 use crate::controller::Options;
 use crate::image::InspectorConfig;
 use crate::leader::LeaseConfig;
+use crate::scaling;
 pub use wasmpod_logging::LogFormat;
 
 /// wasmpod-operator: runs WasmApps as Deployments, Services, HPAs and PDBs.
@@ -76,6 +77,27 @@ pub struct Args {
     #[arg(long, default_value_t = 300)]
     pub resync: u64,
 
+    /// Namespace of the scale-to-zero activator's Service; default: the operator's own
+    /// ($POD_NAMESPACE, as for the Lease).
+    #[arg(long, env = "WASMPOD_ACTIVATOR_NAMESPACE")]
+    pub activator_namespace: Option<String>,
+
+    /// Name of the activator's Service; its EndpointSlices list the activator's pods.
+    #[arg(long, env = "WASMPOD_ACTIVATOR_SERVICE", default_value = scaling::DEFAULT_ACTIVATOR_SERVICE)]
+    pub activator_service: String,
+
+    /// The activator's admin port, where it reports the apps it serves (`GET /apps`).
+    #[arg(long, default_value_t = wasmpod_oci::names::ACTIVATOR_ADMIN_PORT)]
+    pub activator_admin_port: u16,
+
+    /// The port the pods of apps with scaleToZero report their traffic on (`GET /activity`).
+    #[arg(long, default_value_t = wasmpod_oci::names::ACTIVITY_PORT)]
+    pub activity_port: u16,
+
+    /// Milliseconds between two polls of the activator and the pods for traffic.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(50..))]
+    pub activity_poll_ms: u64,
+
     /// Log format.
     #[arg(long, env = "WASMPOD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -102,6 +124,17 @@ impl Args {
             },
             resync: Duration::from_secs(self.resync),
             instance: self.identity(),
+            scaling: scaling::Settings {
+                activator_namespace: self
+                    .activator_namespace
+                    .clone()
+                    .unwrap_or_else(|| self.lease_namespace.clone()),
+                activator_service: self.activator_service.clone(),
+                activator_admin_port: self.activator_admin_port,
+                activity_port: self.activity_port,
+                poll_interval: Duration::from_millis(self.activity_poll_ms),
+                ..scaling::Settings::default()
+            },
         }
     }
 
@@ -144,5 +177,30 @@ mod tests {
         assert_eq!(o.namespace.as_deref(), Some("apps"));
         assert_eq!(args.lease().identity, "op-1");
         assert_eq!(o.resync, Duration::from_secs(300));
+        assert_eq!(o.scaling.activator_service, "wasmpod-activator");
+        assert_eq!(o.scaling.activator_admin_port, 9090);
+        assert_eq!(o.scaling.activity_port, 9091);
+        assert_eq!(o.scaling.poll_interval, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn the_activator_lives_in_the_operator_namespace_unless_told() {
+        let args = Args::try_parse_from([
+            "wasmpod-operator",
+            "--lease-namespace=wasmpod-system",
+            "--activity-poll-ms=250",
+        ])
+        .unwrap();
+        let o = args.options();
+        assert_eq!(o.scaling.activator_namespace, "wasmpod-system");
+        assert_eq!(o.scaling.poll_interval, Duration::from_millis(250));
+        let args = Args::try_parse_from([
+            "wasmpod-operator",
+            "--activator-namespace=edge",
+            "--activator-service=act",
+        ])
+        .unwrap();
+        assert_eq!(args.options().scaling.activator_namespace, "edge");
+        assert_eq!(args.options().scaling.activator_service, "act");
     }
 }

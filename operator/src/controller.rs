@@ -10,6 +10,7 @@ use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, ListParams};
 use kube::core::PartialObjectMeta;
@@ -24,8 +25,8 @@ use tokio::sync::watch;
 use crate::crd::WasmApp;
 use crate::image::{ImageCache, Inspector, InspectorConfig};
 use crate::metrics::Metrics;
-use crate::resources::labels;
-use crate::{Error, Result, refs};
+use crate::resources::{endpoints, labels};
+use crate::{Error, Result, refs, scaling};
 
 /// Settings of the controller.
 #[derive(Clone, Debug)]
@@ -42,6 +43,8 @@ pub struct Options {
     pub resync: Duration,
     /// Name of this instance for Events (`reportingInstance`).
     pub instance: String,
+    /// Scale to zero: where the activator is, how often to poll.
+    pub scaling: scaling::Settings,
 }
 
 impl Default for Options {
@@ -53,6 +56,7 @@ impl Default for Options {
             inspector: InspectorConfig::default(),
             resync: Duration::from_secs(300),
             instance: "wasmpod-operator".into(),
+            scaling: scaling::Settings::default(),
         }
     }
 }
@@ -71,6 +75,8 @@ pub struct Context {
     pub inspector: Inspector,
     /// Inspection results.
     pub images: ImageCache,
+    /// Scale to zero: traffic tracker, port claims.
+    pub scaling: scaling::Shared,
     failures: Mutex<HashMap<ObjectRef<WasmApp>, u32>>,
 }
 
@@ -85,6 +91,7 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             inspector: Inspector::new(options.inspector.clone()),
             images: ImageCache::default(),
+            scaling: scaling::Shared::default(),
             failures: Mutex::default(),
             client,
             metrics,
@@ -237,6 +244,8 @@ pub async fn run(
     .applied_objects();
     let shutdown = shutdown.shared();
     let controller = Controller::for_stream(apps, store.clone());
+    ctx.scaling.set_apps(store.clone());
+    let (poller, wake) = start_poller(&ctx, store.clone(), ns, shutdown.clone());
 
     tracing::info!(
         namespace = ns.unwrap_or("<all>"),
@@ -249,7 +258,9 @@ pub async fn run(
             scoped::<HorizontalPodAutoscaler>(&client, ns),
             children.clone(),
         )
-        .owns(scoped::<PodDisruptionBudget>(&client, ns), children)
+        .owns(scoped::<PodDisruptionBudget>(&client, ns), children.clone())
+        .owns(scoped::<EndpointSlice>(&client, ns), children)
+        .reconcile_on(wake)
         .watches(
             scoped::<PartialObjectMeta<ConfigMap>>(&client, ns),
             watcher::Config::default(),
@@ -279,8 +290,43 @@ pub async fn run(
             tracing::info!("shutdown before the WasmApp cache synced: nothing to drain");
         }
     }
+    for task in poller {
+        task.abort();
+    }
     tracing::info!("WasmApp controller stopped");
     Ok(())
+}
+
+/// Starts the activity poller and the watch of the endpointslice controller's slices it reads
+/// pod addresses from. Returns their tasks and the stream of apps the poller wants reconciled.
+fn start_poller(
+    ctx: &Arc<Context>,
+    apps: Store<WasmApp>,
+    ns: Option<&str>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> (
+    [tokio::task::JoinHandle<()>; 2],
+    futures::channel::mpsc::UnboundedReceiver<ObjectRef<WasmApp>>,
+) {
+    let (slices, writer) = reflector::store();
+    let config = watcher::Config::default().labels(&format!(
+        "{}={}",
+        endpoints::SLICE_MANAGED_BY_LABEL,
+        endpoints::CONTROLLER_SLICE_MANAGER
+    ));
+    let watch = reflector(
+        writer,
+        watcher(scoped::<EndpointSlice>(&ctx.client, ns), config),
+    )
+    .default_backoff()
+    .for_each(|event| async move {
+        if let Err(e) = event {
+            tracing::debug!(error = %e, "watching EndpointSlices");
+        }
+    });
+    let (tx, rx) = futures::channel::mpsc::unbounded();
+    let poller = scaling::poller::run(ctx.clone(), apps, slices, tx, shutdown);
+    ([tokio::spawn(watch), tokio::spawn(poller)], rx)
 }
 
 #[cfg(test)]

@@ -44,6 +44,19 @@ pub enum Error {
     #[error("invalid configuration: {0}")]
     Config(String),
 
+    /// Polling a pod or the activator for traffic failed (logged, counted as no news).
+    #[error("polling {url}: {message}")]
+    Poll {
+        /// What was polled.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+
+    /// Every activator port is taken.
+    #[error("no free activator port for WasmApp {0}: all 10000 ports of 20000-29999 are held")]
+    NoActivatorPort(String),
+
     /// Socket or file I/O failed.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
@@ -61,6 +74,8 @@ impl Error {
             Self::Lease(_) => "lease",
             Self::LeadershipLost => "leadership_lost",
             Self::Config(_) => "config",
+            Self::Poll { .. } => "poll",
+            Self::NoActivatorPort(_) => "no_activator_port",
             Self::Io(_) => "io",
         }
     }

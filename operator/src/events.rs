@@ -4,7 +4,10 @@ use kube::Resource;
 use kube::runtime::events::{Event, EventType};
 
 use crate::controller::Context;
-use crate::crd::{DEGRADED, IMAGE_VALID, READY, WasmApp, WasmAppStatus};
+use crate::crd::{
+    DEGRADED, IMAGE_VALID, READY, SCALED_TO_ZERO, ScalePhase, WasmApp, WasmAppStatus,
+};
+use crate::scaling::decide::reason;
 
 /// One Event to publish.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,6 +82,7 @@ pub fn notes(old: Option<&WasmAppStatus>, new: &WasmAppStatus, deleted: &[String
             action: "Reconcile",
         });
     }
+    out.extend(scale_notes(old, new));
     for child in deleted {
         out.push(Note {
             warning: false,
@@ -95,6 +99,44 @@ pub fn notes(old: Option<&WasmAppStatus>, new: &WasmAppStatus, deleted: &[String
                 .unwrap_or(0);
             n.message.truncate(cut);
         }
+    }
+    out
+}
+
+/// Scale to zero: a Normal Event on each phase change, a Warning when the activator fails the
+/// app.
+fn scale_notes(old: Option<&WasmAppStatus>, new: &WasmAppStatus) -> Vec<Note> {
+    let phase = |s: Option<&WasmAppStatus>| s?.scale_to_zero.as_ref()?.phase;
+    let message = new
+        .condition(SCALED_TO_ZERO)
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    if let Some(now) = phase(Some(new))
+        && phase(old).unwrap_or_default() != now
+    {
+        let reason = match now {
+            ScalePhase::Serving => "Serving",
+            ScalePhase::ScalingDown => "ScalingDown",
+            ScalePhase::AtZero => "ScaledToZero",
+            ScalePhase::ScalingUp => "ScalingUp",
+        };
+        out.push(Note {
+            warning: false,
+            reason: reason.into(),
+            message: message.clone(),
+            action: "Scale",
+        });
+    }
+    if let Some(c) = flipped(old, new, SCALED_TO_ZERO, "False")
+        && c.reason == reason::ACTIVATOR_FAILED
+    {
+        out.push(Note {
+            warning: true,
+            reason: c.reason.clone(),
+            message: c.message.clone(),
+            action: "Scale",
+        });
     }
     out
 }
@@ -194,5 +236,42 @@ mod tests {
         let got = notes(Some(&old), &stalled, &[]);
         assert_eq!(got[0].reason, "ProgressDeadlineExceeded");
         assert!(got[0].warning);
+    }
+
+    #[test]
+    fn scale_phases_and_activator_failures_are_events() {
+        use crate::crd::{SCALED_TO_ZERO, ScalePhase, ScaleToZeroStatus};
+        let with = |phase, conds: &[(&str, &str, &str)]| WasmAppStatus {
+            scale_to_zero: Some(ScaleToZeroStatus {
+                activator_port: Some(20001),
+                phase: Some(phase),
+                last_request_time: None,
+            }),
+            ..status(conds)
+        };
+        let serving = with(ScalePhase::Serving, &[(SCALED_TO_ZERO, "False", "Serving")]);
+        let zero = with(ScalePhase::AtZero, &[(SCALED_TO_ZERO, "True", "Idle")]);
+        let got = notes(Some(&serving), &zero, &[]);
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            (got[0].warning, got[0].reason.as_str()),
+            (false, "ScaledToZero")
+        );
+        assert!(notes(Some(&zero), &zero, &[]).is_empty());
+        let failed = with(
+            ScalePhase::ScalingUp,
+            &[(SCALED_TO_ZERO, "False", "ActivatorFailed")],
+        );
+        let got: Vec<_> = notes(Some(&zero), &failed, &[])
+            .into_iter()
+            .map(|n| (n.warning, n.reason))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (false, "ScalingUp".to_string()),
+                (true, "ActivatorFailed".to_string())
+            ]
+        );
     }
 }

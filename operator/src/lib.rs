@@ -4,6 +4,7 @@
 //! logic), [`image`] (registry inspection), [`refs`] (referenced ConfigMaps/Secrets), [`resolve`] (whether the keys capabilities read
 //! exist),
 //! [`controller`] and [`reconcile`] (the control loop), [`apply`], [`events`], [`metrics`],
+//! [`scaling`] (scale to zero: activator ports, traffic, the Serve/Proxy switch),
 //! [`server`], [`leader`], [`cli`], [`run`] (wiring). Logging is `wasmpod-logging`'s, shared with
 //! the node installer.
 
@@ -21,6 +22,7 @@ pub mod refs;
 pub mod resolve;
 pub mod resources;
 pub mod run;
+pub mod scaling;
 pub mod server;
 pub mod status;
 

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
@@ -21,7 +22,8 @@ use crate::image::auth::{self, Credentials};
 use crate::image::{ImageCheck, ImageFacts, cache};
 use crate::refs::{self, Content, References};
 use crate::resolve::{self, Objects};
-use crate::resources::{self, BuildInput, Children, drift};
+use crate::resources::{self, BuildInput, Children, drift, endpoints};
+use crate::scaling::plan::{self, Plan};
 use crate::status::{self, Observation};
 use crate::{Error, Result, events};
 
@@ -75,10 +77,18 @@ async fn reconcile_app(app: &WasmApp, ctx: &Context) -> Result<(Action, &'static
 
     let objects = referenced_objects(ctx, &ns, &refs).await?;
     let capabilities = resolve::resolve(&refs.capability_keys, &objects);
+    let kind = running
+        .as_ref()
+        .map(|f| f.kind)
+        .or_else(|| app.status.as_ref().and_then(|s| s.component_kind));
+    let digest = running.as_ref().map(|f| f.digest.as_str());
+    let scale = plan::plan(ctx, app, &ns, kind, digest, Timestamp::now()).await?;
     let input = BuildInput {
         image: running.as_ref(),
         config_checksum: refs::checksum(&objects),
         cluster_domain: &ctx.options.cluster_domain,
+        at_zero: scale.as_ref().is_some_and(|p| p.step.zero),
+        proxied: scale.as_ref().is_some_and(|p| !p.step.selector),
     };
     let children = resources::children(app, &input)?;
     let applied = if invalid && running.is_none() {
@@ -88,7 +98,19 @@ async fn reconcile_app(app: &WasmApp, ctx: &Context) -> Result<(Action, &'static
             ..Applied::default()
         }
     } else {
-        apply_children(ctx, &ns, &uid, &children).await
+        // The proxy slice goes in before the Service loses its selector; if it cannot, the
+        // Service is left as it is and the reconcile retries.
+        if let Some(slice) = scale.as_ref().and_then(|p| p.proxy_slice.as_ref()) {
+            apply::apply(&ctx.api::<EndpointSlice>(&ns), slice).await?;
+        }
+        let mut applied = apply_children(ctx, &ns, &uid, &children).await;
+        // ... and comes out only after the Service has its selector back.
+        if scale.as_ref().is_some_and(|p| !p.step.proxy_slice) && applied.error.is_none() {
+            let name = endpoints::proxy_slice_name(&app.name_any());
+            let slices = ctx.api::<EndpointSlice>(&ns);
+            remove(&slices, &name, &uid, "EndpointSlice", &mut applied).await;
+        }
+        applied
     };
 
     let observation = Observation {
@@ -100,6 +122,9 @@ async fn reconcile_app(app: &WasmApp, ctx: &Context) -> Result<(Action, &'static
         url: resources::service_url(app, &ctx.options.cluster_domain),
         apply_error: applied.error.as_ref().map(ToString::to_string),
         capabilities: Some(&capabilities),
+        scale_to_zero: scale
+            .as_ref()
+            .map(|p| (p.status.clone(), p.step.condition.clone())),
     };
     let new_status = status::compute(app, &observation, Timestamp::now());
     if app.status.as_ref() != Some(&new_status) {
@@ -110,6 +135,10 @@ async fn reconcile_app(app: &WasmApp, ctx: &Context) -> Result<(Action, &'static
     if let Some(error) = applied.error {
         return Err(error);
     }
+    let retry = [retry, scale.as_ref().and_then(|p: &Plan| p.requeue)]
+        .into_iter()
+        .flatten()
+        .min();
     Ok(match retry {
         Some(delay) if delay < ctx.options.resync => (Action::requeue(delay), "requeue_after"),
         _ => (Action::requeue(ctx.options.resync), "success"),

@@ -5,7 +5,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
 use crate::crd::{
-    CAPABILITIES_READY, DEGRADED, IMAGE_VALID, PROGRESSING, READY, WasmApp, WasmAppStatus,
+    CAPABILITIES_READY, DEGRADED, IMAGE_VALID, PROGRESSING, READY, SCALED_TO_ZERO, ScalePhase,
+    ScaleToZeroStatus, WasmApp, WasmAppStatus,
 };
 use crate::image::{ImageCheck, ImageFacts};
 use crate::resolve::Resolution;
@@ -31,6 +32,17 @@ pub struct Observation<'a> {
     /// Whether the Secret and ConfigMap keys the capabilities read exist; `None` when not
     /// checked (nothing referenced).
     pub capabilities: Option<&'a Resolution>,
+    /// Scale to zero, as this reconcile decided it: `status.scaleToZero` and the `ScaledToZero`
+    /// condition (`None` for both on a plain app). `None`: the app never had scale to zero.
+    pub scale_to_zero: Option<(Option<ScaleToZeroStatus>, Option<Verdict>)>,
+}
+
+impl Observation<'_> {
+    fn phase(&self) -> Option<ScalePhase> {
+        self.scale_to_zero
+            .as_ref()
+            .and_then(|(s, _)| s.as_ref()?.phase)
+    }
 }
 
 /// A condition before timestamps are attached.
@@ -266,6 +278,18 @@ fn rollout_verdicts(
             verdict("True", "ProgressDeadlineExceeded", msg),
         );
     }
+    if !r.complete && obs.phase() == Some(ScalePhase::ScalingUp) {
+        // The activator answers the Service while the pods start: the app serves.
+        return (
+            verdict(
+                "True",
+                "ScalingUp",
+                format!("the activator answers while the pods start ({counts})"),
+            ),
+            verdict("True", "RollingOut", counts),
+            fine,
+        );
+    }
     if !r.complete {
         return (
             verdict("False", "RollingOut", counts.clone()),
@@ -286,7 +310,13 @@ fn rollout_verdicts(
         .as_ref()
         .map(|u| format!(", serving at {u}"))
         .unwrap_or_default();
-    let ready = if r.desired == 0 {
+    let ready = if r.desired == 0 && obs.phase() == Some(ScalePhase::AtZero) {
+        verdict(
+            "True",
+            "ScaledToZero",
+            format!("no pods: the activator answers the Service{at}"),
+        )
+    } else if r.desired == 0 {
         verdict("True", "ScaledToZero", "scaled to zero replicas")
     } else {
         verdict("True", "Ready", format!("{counts}{at}"))
@@ -299,8 +329,14 @@ fn rollout_verdicts(
 pub fn compute(app: &WasmApp, obs: &Observation<'_>, now: Timestamp) -> WasmAppStatus {
     let previous = app.status.clone().unwrap_or_default();
     let generation = app.metadata.generation;
+    let scaled = obs
+        .scale_to_zero
+        .as_ref()
+        .and_then(|(_, v)| v.clone())
+        .map(|v| (SCALED_TO_ZERO, v));
     let conditions = verdicts(app, obs)
         .into_iter()
+        .chain(scaled)
         .map(|(type_, v)| condition(&previous, type_, v, generation, now))
         .collect();
     let r = obs.deployment.map(|d| rollout(d, app.spec.replicas));
@@ -323,8 +359,10 @@ pub fn compute(app: &WasmApp, obs: &Observation<'_>, now: Timestamp) -> WasmAppS
         image_format: obs.running.map(|f| f.format),
         component_kind: obs.running.map(|f| f.kind),
         component_world: obs.running.and_then(|f| f.world.clone()),
-        // Kept as the scale-to-zero loop last wrote it (see the operator's scaling module).
-        scale_to_zero: previous.scale_to_zero.clone(),
+        scale_to_zero: match &obs.scale_to_zero {
+            Some((s, _)) => s.clone(),
+            None => previous.scale_to_zero.clone(),
+        },
         conditions,
     }
 }

@@ -84,6 +84,7 @@ fn settled_deployment_and_service_make_the_app_ready() {
         url: Some("http://hello.apps.svc.cluster.local".into()),
         apply_error: None,
         capabilities: None,
+        scale_to_zero: None,
     };
     let s = compute(&app, &obs, now());
     let ready = cond(&s, READY);
@@ -444,4 +445,57 @@ fn resolved_or_unreferenced_capabilities_are_ready_and_optional_gaps_are_only_no
     assert!(caps.message.contains("Secret \"opt\""), "{}", caps.message);
     assert_eq!(cond(&s, READY).status, "True");
     assert_eq!(cond(&s, DEGRADED).status, "False");
+}
+
+#[test]
+fn at_zero_the_app_is_ready_through_the_activator_and_opting_out_drops_the_condition() {
+    use crate::crd::{SCALED_TO_ZERO, ScalePhase, ScaleToZeroStatus};
+    use crate::status::Verdict;
+
+    let app = app("idle", json!({"replicas": 2, "scaleToZero": {}}));
+    let d = deployment(
+        0,
+        1,
+        DeploymentStatus {
+            observed_generation: Some(1),
+            ..Default::default()
+        },
+    );
+    let at_zero = ScaleToZeroStatus {
+        activator_port: Some(20001),
+        phase: Some(ScalePhase::AtZero),
+        last_request_time: None,
+    };
+    let idle = Verdict {
+        status: "True",
+        reason: "Idle".into(),
+        message: "no request for 300s".into(),
+    };
+    let obs = Observation {
+        deployment: Some(&d),
+        service_wanted: true,
+        service_exists: true,
+        url: Some("http://idle.apps.svc.cluster.local".into()),
+        scale_to_zero: Some((Some(at_zero.clone()), Some(idle))),
+        ..Default::default()
+    };
+    let s = compute(&app, &obs, now());
+    let ready = cond(&s, READY);
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("True", "ScaledToZero")
+    );
+    assert!(ready.message.contains("activator"), "{}", ready.message);
+    assert_eq!(cond(&s, SCALED_TO_ZERO).reason, "Idle");
+    assert_eq!(s.scale_to_zero, Some(at_zero));
+
+    let mut app = app;
+    app.status = Some(s);
+    let plain = Observation {
+        scale_to_zero: Some((None, None)),
+        ..obs
+    };
+    let s = compute(&app, &plain, now());
+    assert!(s.scale_to_zero.is_none());
+    assert!(s.condition(SCALED_TO_ZERO).is_none());
 }

@@ -59,14 +59,18 @@ pub fn deployment(app: &WasmApp, input: &BuildInput<'_>) -> Result<Deployment> {
         image: Some(image),
         command,
         args: spec.args.clone(),
-        env: Some(env(spec)),
+        env: Some(env(spec).into_iter().chain(activity_env(spec)).collect()),
         env_from: non_empty(spec.env_from.clone()),
-        ports: Some(vec![ContainerPort {
-            name: Some(PORT_NAME.into()),
-            container_port: spec.port,
-            protocol: Some("TCP".into()),
-            ..Default::default()
-        }]),
+        ports: Some(
+            std::iter::once(ContainerPort {
+                name: Some(PORT_NAME.into()),
+                container_port: spec.port,
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            })
+            .chain(activity_port(spec))
+            .collect(),
+        ),
         resources: spec.resources.clone(),
         readiness_probe: readiness,
         liveness_probe: spec.liveness_probe.as_ref().map(|p| probe(p, spec.port)),
@@ -106,7 +110,9 @@ pub fn deployment(app: &WasmApp, input: &BuildInput<'_>) -> Result<Deployment> {
     Ok(Deployment {
         metadata: owner.child_meta(),
         spec: Some(DeploymentSpec {
-            replicas: Some(spec.replicas),
+            // At zero the activator answers the Service; `spec.replicas` (the HPA's target)
+            // stays as it is, so the pods come back to it.
+            replicas: Some(if input.at_zero { 0 } else { spec.replicas }),
             selector: LabelSelector {
                 match_labels: Some(selector),
                 ..Default::default()
@@ -138,6 +144,30 @@ fn env(spec: &crate::crd::WasmAppSpec) -> Vec<EnvVar> {
         .chain(capabilities::env(spec.capabilities.as_ref()))
         .chain(spec.env.iter().cloned())
         .collect()
+}
+
+/// Name of the container port where the guest reports its traffic (with `spec.scaleToZero`).
+pub const ACTIVITY_PORT_NAME: &str = "activity";
+
+/// With `spec.scaleToZero`, the runtime reports the app's traffic on
+/// [`wasmpod_oci::names::ACTIVITY_PORT`] for the operator's poller. Kept out of [`env`] and last
+/// in the container's list: the activator builds its environment from the same spec and has no
+/// use for it.
+pub fn activity_env(spec: &crate::crd::WasmAppSpec) -> Option<EnvVar> {
+    spec.scale_to_zero.as_ref().map(|_| EnvVar {
+        name: wasmpod_oci::names::ACTIVITY_PORT_SETTING.into(),
+        value: Some(wasmpod_oci::names::ACTIVITY_PORT.to_string()),
+        ..Default::default()
+    })
+}
+
+fn activity_port(spec: &crate::crd::WasmAppSpec) -> Option<ContainerPort> {
+    spec.scale_to_zero.as_ref().map(|_| ContainerPort {
+        name: Some(ACTIVITY_PORT_NAME.into()),
+        container_port: i32::from(wasmpod_oci::names::ACTIVITY_PORT),
+        protocol: Some("TCP".into()),
+        ..Default::default()
+    })
 }
 
 /// Translates a WasmApp probe; without `httpGet` or `tcpSocket` it is a TCP check of `port`.
@@ -465,6 +495,61 @@ mod tests {
             template(&moved),
             "a new backend is a new pod template: the pods roll"
         );
+    }
+
+    #[test]
+    fn scale_to_zero_adds_the_activity_port_last_and_zero_runs_no_pods() {
+        let app = app(
+            "idle",
+            json!({"replicas": 3, "env": [{"name": "A", "value": "1"}], "scaleToZero": {}}),
+        );
+        let serving = deployment(&app, &BuildInput::default()).unwrap();
+        let c = container(&serving);
+        let env: Vec<_> = c
+            .env
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|e| (e.name.as_str(), e.value.as_deref()))
+            .collect();
+        assert_eq!(
+            env,
+            [
+                ("WASMPOD_HTTP_PORT", Some("8080")),
+                ("A", Some("1")),
+                ("WASMPOD_ACTIVITY_PORT", Some("9091"))
+            ]
+        );
+        let ports: Vec<_> = c
+            .ports
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|p| (p.name.as_deref(), p.container_port))
+            .collect();
+        assert_eq!(ports, [(Some("http"), 8080), (Some("activity"), 9091)]);
+        assert_eq!(serving.spec.as_ref().unwrap().replicas, Some(3));
+        let input = BuildInput {
+            at_zero: true,
+            ..Default::default()
+        };
+        let zero = deployment(&app, &input).unwrap();
+        assert_eq!(zero.spec.as_ref().unwrap().replicas, Some(0));
+
+        let plain = deployment(&app_without_scale_to_zero(), &BuildInput::default()).unwrap();
+        let c = container(&plain);
+        assert!(
+            c.env
+                .as_ref()
+                .unwrap()
+                .iter()
+                .all(|e| e.name != "WASMPOD_ACTIVITY_PORT")
+        );
+        assert_eq!(c.ports.as_ref().unwrap().len(), 1);
+    }
+
+    fn app_without_scale_to_zero() -> WasmApp {
+        app("plain", json!({}))
     }
 
     #[test]

@@ -5,11 +5,14 @@
 pub mod capabilities;
 mod deployment;
 pub mod drift;
+pub mod endpoints;
 pub mod labels;
 mod policy;
 mod service;
 
-pub use deployment::{COMMAND_PLACEHOLDER, CONTAINER_NAME, PORT_NAME, deployment};
+pub use deployment::{
+    ACTIVITY_PORT_NAME, COMMAND_PLACEHOLDER, CONTAINER_NAME, PORT_NAME, activity_env, deployment,
+};
 pub use policy::{hpa, pdb};
 pub use service::{service, service_port, service_url, wants_service};
 
@@ -33,6 +36,11 @@ pub struct BuildInput<'a> {
     pub config_checksum: Option<String>,
     /// Cluster DNS domain, for the app's URL.
     pub cluster_domain: &'a str,
+    /// Scale to zero: the app is at zero, its Deployment runs no pods.
+    pub at_zero: bool,
+    /// Scale to zero: the operator's proxy slice gives the Service its endpoints (the
+    /// activator), so the Service has no selector.
+    pub proxied: bool,
 }
 
 impl BuildInput<'_> {

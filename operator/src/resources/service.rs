@@ -61,7 +61,10 @@ pub fn service(app: &WasmApp, input: &BuildInput<'_>) -> Result<Option<Service>>
         spec: Some(ServiceSpec {
             type_: Some(type_.into()),
             cluster_ip,
-            selector: Some(labels::selector(&owner.name)),
+            // Proxy mode: without a selector the endpointslice controller drops its slices and
+            // the operator's proxy slice is the Service's only one. Server-side apply removes the
+            // field because the operator owns it.
+            selector: (!input.proxied).then(|| labels::selector(&owner.name)),
             ports: Some(vec![ServicePort {
                 name: Some(PORT_NAME.into()),
                 port: service_port(app),
@@ -119,6 +122,22 @@ mod tests {
         assert_eq!(
             service_url(&app, "cluster.local").as_deref(),
             Some("http://hello.apps.svc.cluster.local")
+        );
+    }
+
+    #[test]
+    fn a_proxied_service_has_no_selector_and_the_same_ports() {
+        let app = app("hello", json!({"scaleToZero": {}}));
+        let serve = service(&app, &BuildInput::default()).unwrap().unwrap();
+        let input = BuildInput {
+            proxied: true,
+            ..Default::default()
+        };
+        let proxy = service(&app, &input).unwrap().unwrap();
+        assert_eq!(proxy.spec.as_ref().unwrap().selector, None);
+        assert_eq!(
+            proxy.spec.as_ref().unwrap().ports,
+            serve.spec.as_ref().unwrap().ports
         );
     }
 

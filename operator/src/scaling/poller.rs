@@ -1,0 +1,229 @@
+//! The activity poller: beside the controller (so only while leading), every poll interval it
+//! asks the activator's ready endpoints for their report (`/apps`) and the ready pods of every
+//! app that may scale to zero for theirs (`/activity`), feeds the [`Tracker`], and asks the
+//! controller to reconcile an app when its idle deadline passed, when a request came while it is
+//! at zero, when the activator's view of it changed, and every round while it is mid-transition.
+//!
+//! A failed poll is logged at debug level and counts as no news, never as traffic.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use futures::channel::mpsc::UnboundedSender;
+use futures::future::join_all;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::ResourceExt;
+use kube::api::{Api, ListParams};
+use kube::runtime::reflector::{ObjectRef, Store};
+use wasmpod_oci::activity::{ACTIVATOR_APPS_PATH, ACTIVITY_PATH, ActivatorReport, Activity};
+
+use super::decide::{self, ActivatorView};
+use super::http::get_json;
+use super::tracker::{AppKey, Tracker};
+use crate::controller::Context;
+use crate::crd::{ScalePhase, WasmApp};
+use crate::resources::endpoints::{self, SERVICE_NAME_LABEL};
+
+/// What a round remembers of the last one, to notice changes.
+#[derive(Default)]
+struct Memory {
+    views: HashMap<AppKey, ActivatorView>,
+}
+
+/// Polls until `shutdown` resolves. `apps` is the controller's WasmApp store, `slices` a store of
+/// the endpointslice controller's slices in the watched namespaces, `trigger` the controller's
+/// `reconcile_on` channel.
+pub async fn run(
+    ctx: Arc<Context>,
+    apps: Store<WasmApp>,
+    slices: Store<EndpointSlice>,
+    trigger: UnboundedSender<ObjectRef<WasmApp>>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let mut memory = Memory::default();
+    let mut interval = tokio::time::interval(ctx.options.scaling.poll_interval);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            _ = interval.tick() => {}
+        }
+        for app in round(&ctx, &apps, &slices, &mut memory).await {
+            if trigger.unbounded_send(app).is_err() {
+                return;
+            }
+        }
+    }
+    tracing::debug!("activity poller stopped");
+}
+
+/// One round; returns the apps to reconcile.
+async fn round(
+    ctx: &Context,
+    apps: &Store<WasmApp>,
+    slices: &Store<EndpointSlice>,
+    memory: &mut Memory,
+) -> Vec<ObjectRef<WasmApp>> {
+    let settings = &ctx.options.scaling;
+    let activators = activator_addresses(ctx).await;
+    let reports = join_all(activators.iter().map(|a| async move {
+        let addr = socket(a, settings.activator_admin_port)?;
+        match get_json::<ActivatorReport>(addr, ACTIVATOR_APPS_PATH, settings.poll_timeout).await {
+            Ok(r) => Some((a.clone(), r)),
+            Err(e) => {
+                tracing::debug!(error = %e, "no report from an activator endpoint");
+                None
+            }
+        }
+    }))
+    .await;
+
+    let apps: Vec<Arc<WasmApp>> = apps
+        .state()
+        .into_iter()
+        .filter(|a| a.spec.scale_to_zero.is_some())
+        .collect();
+    let pods = poll_pods(ctx, &apps, slices).await;
+
+    let now = Timestamp::now();
+    let mut woken = HashSet::new();
+    let mut tracker = ctx.scaling.tracker();
+    for (address, report) in reports.into_iter().flatten() {
+        woken.extend(tracker.activator_report(&address, report, now));
+    }
+    tracker.retain_activators(&activators.iter().cloned().collect());
+    for (key, readings) in pods {
+        let present = readings.iter().map(|(a, _)| a.clone()).collect();
+        for (address, reading) in readings.into_iter() {
+            if let Some(reading) = reading
+                && tracker.observe(&key, &format!("pod@{address}"), &reading, now)
+            {
+                woken.insert(key.clone());
+            }
+        }
+        tracker.retain_pods(&key, &present);
+    }
+    let keys: HashSet<AppKey> = apps.iter().filter_map(|a| key_of(a)).collect();
+    tracker.retain_apps(&keys);
+    tracker.warm_up();
+    ctx.scaling.retain_ports(|k| {
+        keys.iter()
+            .any(|(ns, n)| k.split_once('/') == Some((ns, n)))
+    });
+
+    let mut due = Vec::new();
+    for app in &apps {
+        let Some(key) = key_of(app) else { continue };
+        let view = decide::activator_view(
+            tracker.reports(&activators),
+            &key.0,
+            &key.1,
+            app.status.as_ref().and_then(|s| s.image_digest.as_deref()),
+            &settings.service_ref(),
+        );
+        let changed = memory.views.get(&key) != Some(&view);
+        memory.views.insert(key.clone(), view);
+        if changed || wants_reconcile(app, &tracker, &key, woken.contains(&key), now) {
+            due.push(ObjectRef::from(app.as_ref()));
+        }
+    }
+    memory.views.retain(|k, _| keys.contains(k));
+    due
+}
+
+/// Whether the poller should wake the reconcile of `app` now.
+fn wants_reconcile(
+    app: &WasmApp,
+    tracker: &Tracker,
+    key: &AppKey,
+    request_seen: bool,
+    now: Timestamp,
+) -> bool {
+    let s2z = app.status.as_ref().and_then(|s| s.scale_to_zero.as_ref());
+    let phase = s2z.and_then(|s| s.phase).unwrap_or_default();
+    let idle_seconds = app
+        .spec
+        .scale_to_zero
+        .as_ref()
+        .map_or(crate::crd::DEFAULT_IDLE_SECONDS, |c| c.idle_seconds);
+    let recorded = s2z.and_then(|s| s.last_request_time.as_ref()).map(|t| t.0);
+    let deadline =
+        tracker.idle_base(key, recorded) + SignedDuration::from_secs(i64::from(idle_seconds));
+    match phase {
+        ScalePhase::Serving => now >= deadline || s2z.and_then(|s| s.activator_port).is_none(),
+        ScalePhase::AtZero => request_seen,
+        ScalePhase::ScalingDown | ScalePhase::ScalingUp => true,
+    }
+}
+
+fn key_of(app: &WasmApp) -> Option<AppKey> {
+    Some((app.namespace()?, app.metadata.name.clone()?))
+}
+
+fn socket(address: &str, port: u16) -> Option<SocketAddr> {
+    address
+        .parse::<IpAddr>()
+        .ok()
+        .map(|ip| SocketAddr::new(ip, port))
+}
+
+/// The activator's ready addresses, listed fresh (its Service lives outside the watched
+/// namespaces).
+async fn activator_addresses(ctx: &Context) -> Vec<String> {
+    let settings = &ctx.options.scaling;
+    let api: Api<EndpointSlice> = ctx.api(&settings.activator_namespace);
+    let params = ListParams::default().labels(&format!(
+        "{SERVICE_NAME_LABEL}={}",
+        settings.activator_service
+    ));
+    match api.list(&params).await {
+        Ok(list) => endpoints::ready_addresses(&list.items),
+        Err(e) => {
+            tracing::debug!(error = %e, service = %settings.service_ref(), "cannot list the activator's endpoints");
+            Vec::new()
+        }
+    }
+}
+
+type Readings = Vec<(String, Option<Activity>)>;
+
+/// Polls the ready pods behind the Service of every app that may serve from its pods.
+async fn poll_pods(
+    ctx: &Context,
+    apps: &[Arc<WasmApp>],
+    slices: &Store<EndpointSlice>,
+) -> Vec<(AppKey, Readings)> {
+    let settings = &ctx.options.scaling;
+    let all = slices.state();
+    let polls = apps.iter().filter_map(|app| {
+        let key = key_of(app)?;
+        let mine: Vec<_> = all
+            .iter()
+            .filter(|s| s.namespace().as_deref() == Some(key.0.as_str()))
+            .filter(|s| s.labels().get(SERVICE_NAME_LABEL) == Some(&key.1))
+            .filter(|s| endpoints::is_controller_slice(s))
+            .map(AsRef::as_ref)
+            .collect();
+        let addresses = endpoints::ready_addresses(mine);
+        Some(async move {
+            let readings = join_all(addresses.into_iter().map(|a| async move {
+                let reading = match socket(&a, settings.activity_port) {
+                    Some(addr) => get_json::<Activity>(addr, ACTIVITY_PATH, settings.poll_timeout)
+                        .await
+                        .inspect_err(
+                            |e| tracing::debug!(error = %e, "no activity report from a pod"),
+                        )
+                        .ok(),
+                    None => None,
+                };
+                (a, reading)
+            }))
+            .await;
+            (key, readings)
+        })
+    });
+    join_all(polls).await
+}
