@@ -122,11 +122,7 @@ fn wasm_world(facts: &ImageFacts) -> Option<wasmpod_runtime::World> {
 /// The Wasm container of the pods the operator builds for `app`: what the activator serves it
 /// from (env, envFrom, args, resources).
 fn pod_container(app: &WasmApp) -> Result<Container> {
-    let input = BuildInput {
-        image: None,
-        config_checksum: None,
-        cluster_domain: "",
-    };
+    let input = BuildInput::default();
     let deployment = resources::deployment(app, &input)
         .map_err(|e| Error::Unsupported(format!("building the app's pod: {e}")))?;
     deployment

@@ -217,6 +217,7 @@ metadata: {name: always}
 spec:
   image: $(node_image "$WASM_HTTP_IMAGE")
 EOF
+  wait_for 60 "Service s2z" $K get service s2z || fail "no Service s2z"
   wait_service_serves "$NS" s2z /first "hello from wasmpod http" 180 || fail "s2z never served"
   wait_activator_ready s2z
   at_zero s2z

@@ -76,6 +76,16 @@ pub fn is_controller_slice(slice: &EndpointSlice) -> bool {
         == Some(CONTROLLER_SLICE_MANAGER)
 }
 
+/// Whether the endpointslice mirroring controller made `slice` from the Service's Endpoints
+/// object (which it does for Services without a selector).
+pub fn is_mirrored_slice(slice: &EndpointSlice) -> bool {
+    slice
+        .labels()
+        .get(SLICE_MANAGED_BY_LABEL)
+        .map(String::as_str)
+        == Some("endpointslicemirroring-controller.k8s.io")
+}
+
 /// The ready IPv4 addresses of `slices`, sorted and without duplicates. An endpoint without a
 /// `ready` condition counts as ready, as the EndpointSlice API says consumers should read it.
 pub fn ready_addresses<'a>(slices: impl IntoIterator<Item = &'a EndpointSlice>) -> Vec<String> {

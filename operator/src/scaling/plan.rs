@@ -4,11 +4,12 @@
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Endpoints, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
-use kube::api::{Api, ListParams};
+use kube::api::{Api, DeleteParams, ListParams};
 
 use super::decide::{self, ActivatorView, Facts, Step};
 use crate::controller::Context;
@@ -65,10 +66,13 @@ pub async fn plan(
     )
     .await?;
     let activators = endpoints::ready_addresses(&activator);
-    let own = slices(ctx, ns, &name).await?;
+    let mut own = slices(ctx, ns, &name).await?;
+    if previous.phase == Some(ScalePhase::ScalingDown) {
+        drop_orphaned_controller_slices(ctx, ns, &name, &mut own).await?;
+    }
     let controller: Vec<_> = own
         .iter()
-        .filter(|s| endpoints::is_controller_slice(s))
+        .filter(|s| endpoints::is_controller_slice(s) || endpoints::is_mirrored_slice(s))
         .collect();
     let proxy_name = endpoints::proxy_slice_name(&name);
     let pods_ready = ctx
@@ -153,6 +157,46 @@ pub async fn plan(
         proxy_slice,
         requeue,
     }))
+}
+
+/// The endpointslice and endpoints controllers skip a Service without a selector and leave what
+/// they made for it: the slices, and the Endpoints object, which the mirroring controller then
+/// copies into a slice of its own. Their pod addresses would stay in kube-proxy's rules after
+/// the pods are gone. Once the live Service has no selector (ScalingDown applied it so), the
+/// operator deletes them all; the controllers make new ones when the selector is back.
+async fn drop_orphaned_controller_slices(
+    ctx: &Context,
+    ns: &str,
+    service: &str,
+    own: &mut Vec<EndpointSlice>,
+) -> Result<()> {
+    let live = ctx.api::<Service>(ns).get_opt(service).await?;
+    let selectorless = live
+        .and_then(|s| s.spec)
+        .is_some_and(|spec| spec.selector.as_ref().is_none_or(|s| s.is_empty()));
+    if !selectorless {
+        return Ok(());
+    }
+    let legacy: Api<Endpoints> = ctx.api(ns);
+    match legacy.delete(service, &DeleteParams::default()).await {
+        Ok(_) => tracing::info!(%service, "deleted the Endpoints of a Service without selector"),
+        Err(kube::Error::Api(e)) if e.code == 404 => {}
+        Err(e) => return Err(e.into()),
+    }
+    let api: Api<EndpointSlice> = ctx.api(ns);
+    let orphaned =
+        |s: &EndpointSlice| endpoints::is_controller_slice(s) || endpoints::is_mirrored_slice(s);
+    for slice in own.iter().filter(|s| orphaned(s)) {
+        let name = slice.name_any();
+        tracing::info!(%service, slice = %name, "deleting the endpointslice controller's slice of a Service without selector");
+        match api.delete(&name, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    own.retain(|s| !orphaned(s));
+    Ok(())
 }
 
 /// The EndpointSlices of Service `namespace/service`.
