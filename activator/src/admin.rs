@@ -1,4 +1,5 @@
-//! The admin port: `/healthz`, `/readyz` (the first list of WasmApps is in), and `/apps`, the
+//! The admin port: `/healthz`, `/readyz` (the first list of WasmApps is in and each app has been
+//! prepared once), and `/apps`, the
 //! report of every app the activator serves, which the operator polls.
 
 use std::sync::Arc;
@@ -34,13 +35,13 @@ pub async fn serve(
 }
 
 async fn readyz(State(admin): State<Admin>) -> (StatusCode, &'static str) {
-    if admin.ready.load(Ordering::SeqCst) {
-        (StatusCode::OK, "ready\n")
+    if !admin.ready.load(Ordering::SeqCst) {
+        let why = "the first list of WasmApps is not in yet, or shutting down\n";
+        (StatusCode::SERVICE_UNAVAILABLE, why)
+    } else if !admin.apps.settled() {
+        (StatusCode::SERVICE_UNAVAILABLE, "preparing apps\n")
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the first list of WasmApps is not in yet\n",
-        )
+        (StatusCode::OK, "ready\n")
     }
 }
 

@@ -201,6 +201,15 @@ impl Apps {
         tracing::info!(app = %name, port = want.port, "serving");
     }
 
+    /// Whether every app has been through its first preparation (served, or failed with a
+    /// reason): a new activator pod is ready only then, so the operator never points a Service
+    /// at a pod that would refuse its connections.
+    pub fn settled(&self) -> bool {
+        self.slots()
+            .values()
+            .all(|s| s.state != ActivatorAppState::Preparing)
+    }
+
     /// Forgets apps that are gone from the cluster.
     pub fn retain(&self, live: &[Key]) {
         self.slots().retain(|k, _| live.contains(k));

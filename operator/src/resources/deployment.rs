@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, HTTPGetAction, HTTPHeader, PodSpec, PodTemplateSpec,
-    Probe as K8sProbe, TCPSocketAction,
+    Container, ContainerPort, EnvVar, HTTPGetAction, HTTPHeader, Lifecycle, LifecycleHandler,
+    PodSpec, PodTemplateSpec, Probe as K8sProbe, SleepAction, TCPSocketAction,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -76,6 +76,7 @@ pub fn deployment(app: &WasmApp, input: &BuildInput<'_>) -> Result<Deployment> {
         liveness_probe: spec.liveness_probe.as_ref().map(|p| probe(p, spec.port)),
         startup_probe: spec.startup_probe.as_ref().map(|p| probe(p, spec.port)),
         volume_mounts: non_empty(spec.volume_mounts.clone()),
+        lifecycle: drain_delay(spec),
         ..Default::default()
     };
 
@@ -166,6 +167,25 @@ fn activity_port(spec: &crate::crd::WasmAppSpec) -> Option<ContainerPort> {
         name: Some(ACTIVITY_PORT_NAME.into()),
         container_port: i32::from(wasmpod_oci::names::ACTIVITY_PORT),
         protocol: Some("TCP".into()),
+        ..Default::default()
+    })
+}
+
+/// Seconds a pod of an app that scales to zero keeps serving after it is told to stop.
+pub const DRAIN_DELAY_SECONDS: i64 = 3;
+
+/// With `spec.scaleToZero`, pods go away at every scale-down, just as the Service's endpoints
+/// move to the activator: a connection kube-proxy sent to a pod an instant before would land on
+/// a closed listener or a deleted address. The kubelet's `preStop` sleep keeps the pod serving
+/// until kube-proxy has dropped it (the shim then drains on SIGTERM).
+fn drain_delay(spec: &crate::crd::WasmAppSpec) -> Option<Lifecycle> {
+    spec.scale_to_zero.as_ref().map(|_| Lifecycle {
+        pre_stop: Some(LifecycleHandler {
+            sleep: Some(SleepAction {
+                seconds: DRAIN_DELAY_SECONDS,
+            }),
+            ..Default::default()
+        }),
         ..Default::default()
     })
 }
