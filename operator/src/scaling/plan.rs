@@ -121,10 +121,10 @@ pub async fn plan(
         activator_port: port.map(i32::from),
         phase: Some(p),
         last_request_time: if step.served_again {
-            Some(Time(now))
+            Some(Time(whole_second_up(now)))
         } else if Some(p) != previous.phase {
             // What idleness was measured from: a request after it wakes an app at zero.
-            Some(Time(base))
+            Some(Time(whole_second_up(base)))
         } else {
             previous.last_request_time.clone()
         },
@@ -155,9 +155,30 @@ pub async fn plan(
     }))
 }
 
+/// `t` rounded up to a whole second: a Kubernetes `Time` keeps only seconds, and a request seen
+/// at 12:00:00.6 must not look later than a recorded 12:00:00.6 read back as 12:00:00.
+fn whole_second_up(t: Timestamp) -> Timestamp {
+    let up = i64::from(t.subsec_nanosecond() > 0);
+    Timestamp::from_second(t.as_second().saturating_add(up)).unwrap_or(t)
+}
+
 /// The EndpointSlices of Service `namespace/service`.
 async fn slices(ctx: &Context, namespace: &str, service: &str) -> Result<Vec<EndpointSlice>> {
     let api: Api<EndpointSlice> = ctx.api(namespace);
     let params = ListParams::default().labels(&format!("{SERVICE_NAME_LABEL}={service}"));
     Ok(api.list(&params).await?.items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_times_round_up_to_what_the_apiserver_keeps() {
+        let t = Timestamp::from_second(100).unwrap();
+        assert_eq!(whole_second_up(t), t);
+        let later = t + SignedDuration::from_millis(600);
+        assert_eq!(whole_second_up(later), Timestamp::from_second(101).unwrap());
+        assert!(whole_second_up(later) >= later);
+    }
 }
