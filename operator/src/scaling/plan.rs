@@ -58,13 +58,18 @@ pub async fn plan(
     };
 
     let settings = &ctx.options.scaling;
-    let activator = slices(
+    // Not being able to see the activator is a reason to stay on the pods, not a failed
+    // reconcile: the condition says why.
+    let (activators, unseen) = match slices(
         ctx,
         &settings.activator_namespace,
         &settings.activator_service,
     )
-    .await?;
-    let activators = endpoints::ready_addresses(&activator);
+    .await
+    {
+        Ok(found) => (endpoints::ready_addresses(&found), None),
+        Err(e) => (Vec::new(), Some(e)),
+    };
     let own = slices(ctx, ns, &name).await?;
     let controller: Vec<_> = own
         .iter()
@@ -83,13 +88,22 @@ pub async fn plan(
     let idle_seconds = config.map_or(crate::crd::DEFAULT_IDLE_SECONDS, |c| c.idle_seconds);
     let (view, base, last_seen) = {
         let tracker = ctx.scaling.tracker();
-        let view = decide::activator_view(
-            tracker.reports(&activators),
-            ns,
-            &name,
-            digest,
-            &settings.service_ref(),
-        );
+        let view = match &unseen {
+            Some(e) => ActivatorView::Unavailable {
+                reason: decide::reason::ACTIVATOR_NOT_READY,
+                message: format!(
+                    "cannot read the endpoints of the activator Service {}: {e}",
+                    settings.service_ref()
+                ),
+            },
+            None => decide::activator_view(
+                tracker.reports(&activators),
+                ns,
+                &name,
+                digest,
+                &settings.service_ref(),
+            ),
+        };
         (
             view,
             tracker.idle_base(&app_key, recorded),

@@ -68,7 +68,11 @@ async fn round(
     memory: &mut Memory,
 ) -> Vec<ObjectRef<WasmApp>> {
     let settings = &ctx.options.scaling;
-    let activators = activator_addresses(ctx).await;
+    // A failed list is no news: keep the reports of the last round rather than forget them.
+    let listed = activator_addresses(ctx).await;
+    let activators = listed
+        .clone()
+        .unwrap_or_else(|| ctx.scaling.tracker().addresses());
     let reports = join_all(activators.iter().map(|a| async move {
         let addr = socket(a, settings.activator_admin_port)?;
         match get_json::<ActivatorReport>(addr, ACTIVATOR_APPS_PATH, settings.poll_timeout).await {
@@ -94,7 +98,9 @@ async fn round(
     for (address, report) in reports.into_iter().flatten() {
         woken.extend(tracker.activator_report(&address, report, now));
     }
-    tracker.retain_activators(&activators.iter().cloned().collect());
+    if listed.is_some() {
+        tracker.retain_activators(&activators.iter().cloned().collect());
+    }
     for (key, readings) in pods {
         let present = readings.iter().map(|(a, _)| a.clone()).collect();
         for (address, reading) in readings.into_iter() {
@@ -172,7 +178,7 @@ fn socket(address: &str, port: u16) -> Option<SocketAddr> {
 
 /// The activator's ready addresses, listed fresh (its Service lives outside the watched
 /// namespaces).
-async fn activator_addresses(ctx: &Context) -> Vec<String> {
+async fn activator_addresses(ctx: &Context) -> Option<Vec<String>> {
     let settings = &ctx.options.scaling;
     let api: Api<EndpointSlice> = ctx.api(&settings.activator_namespace);
     let params = ListParams::default().labels(&format!(
@@ -180,10 +186,10 @@ async fn activator_addresses(ctx: &Context) -> Vec<String> {
         settings.activator_service
     ));
     match api.list(&params).await {
-        Ok(list) => endpoints::ready_addresses(&list.items),
+        Ok(list) => Some(endpoints::ready_addresses(&list.items)),
         Err(e) => {
             tracing::debug!(error = %e, service = %settings.service_ref(), "cannot list the activator's endpoints");
-            Vec::new()
+            None
         }
     }
 }
