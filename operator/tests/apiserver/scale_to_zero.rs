@@ -342,7 +342,24 @@ pub fn an_idle_app_hands_its_service_to_the_activator_and_back(env: &mut TestEnv
         activator.update(|r| r.apps = vec![ready_app(ActivatorAppState::Ready, None)]);
         wait_condition(&apps, "idle", SCALED_TO_ZERO, "False", Some("Serving")).await?;
 
-        // Idle for 5 s: the proxy slice comes in, the selector goes, the pods stay for now.
+        // Idle for 5 s: the proxy slice comes in, the selector goes, the pods stay for now. A
+        // request at the pod then (the race of a late request) hands the Service back to them.
+        wait_phase(env, "idle", ScalePhase::ScalingDown).await?;
+        pod.update(|a| a.requests += 1);
+        wait_phase(env, "idle", ScalePhase::Serving).await?;
+        wait_child(
+            &services,
+            "idle",
+            "the selector back after a late request",
+            |s| selector(s) == Some(&labels::selector("idle")),
+        )
+        .await?;
+        wait_for(
+            "the proxy slice deleted (the pod is ready behind the Service)",
+            30,
+            || async { Ok(slices.get_opt(&proxy).await?.is_none().then_some(())) },
+        )
+        .await?;
         go_to_zero(env, port, &ip).await?;
 
         // A request at the activator: the pods come back, then the selector, then the slice goes.
