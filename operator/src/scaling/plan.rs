@@ -59,13 +59,18 @@ pub async fn plan(
     };
 
     let settings = &ctx.options.scaling;
-    let activator = slices(
+    // Not being able to see the activator is a reason to stay on the pods, not a failed
+    // reconcile: the condition says why.
+    let (activators, unseen) = match slices(
         ctx,
         &settings.activator_namespace,
         &settings.activator_service,
     )
-    .await?;
-    let activators = endpoints::ready_addresses(&activator);
+    .await
+    {
+        Ok(found) => (endpoints::ready_addresses(&found), None),
+        Err(e) => (Vec::new(), Some(e)),
+    };
     let mut own = slices(ctx, ns, &name).await?;
     if previous.phase == Some(ScalePhase::ScalingDown) {
         drop_orphaned_controller_slices(ctx, ns, &name, &mut own).await?;
@@ -87,13 +92,22 @@ pub async fn plan(
     let idle_seconds = config.map_or(crate::crd::DEFAULT_IDLE_SECONDS, |c| c.idle_seconds);
     let (view, base, last_seen) = {
         let tracker = ctx.scaling.tracker();
-        let view = decide::activator_view(
-            tracker.reports(&activators),
-            ns,
-            &name,
-            digest,
-            &settings.service_ref(),
-        );
+        let view = match &unseen {
+            Some(e) => ActivatorView::Unavailable {
+                reason: decide::reason::ACTIVATOR_NOT_READY,
+                message: format!(
+                    "cannot read the endpoints of the activator Service {}: {e}",
+                    settings.service_ref()
+                ),
+            },
+            None => decide::activator_view(
+                tracker.reports(&activators),
+                ns,
+                &name,
+                digest,
+                &settings.service_ref(),
+            ),
+        };
         (
             view,
             tracker.idle_base(&app_key, recorded),
@@ -125,10 +139,10 @@ pub async fn plan(
         activator_port: port.map(i32::from),
         phase: Some(p),
         last_request_time: if step.served_again {
-            Some(Time(now))
+            Some(Time(whole_second_up(now)))
         } else if Some(p) != previous.phase {
             // What idleness was measured from: a request after it wakes an app at zero.
-            Some(Time(base))
+            Some(Time(whole_second_up(base)))
         } else {
             previous.last_request_time.clone()
         },
@@ -199,9 +213,30 @@ async fn drop_orphaned_controller_slices(
     Ok(())
 }
 
+/// `t` rounded up to a whole second: a Kubernetes `Time` keeps only seconds, and a request seen
+/// at 12:00:00.6 must not look later than a recorded 12:00:00.6 read back as 12:00:00.
+fn whole_second_up(t: Timestamp) -> Timestamp {
+    let up = i64::from(t.subsec_nanosecond() > 0);
+    Timestamp::from_second(t.as_second().saturating_add(up)).unwrap_or(t)
+}
+
 /// The EndpointSlices of Service `namespace/service`.
 async fn slices(ctx: &Context, namespace: &str, service: &str) -> Result<Vec<EndpointSlice>> {
     let api: Api<EndpointSlice> = ctx.api(namespace);
     let params = ListParams::default().labels(&format!("{SERVICE_NAME_LABEL}={service}"));
     Ok(api.list(&params).await?.items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_times_round_up_to_what_the_apiserver_keeps() {
+        let t = Timestamp::from_second(100).unwrap();
+        assert_eq!(whole_second_up(t), t);
+        let later = t + SignedDuration::from_millis(600);
+        assert_eq!(whole_second_up(later), Timestamp::from_second(101).unwrap());
+        assert!(whole_second_up(later) >= later);
+    }
 }

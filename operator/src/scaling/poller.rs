@@ -68,7 +68,11 @@ async fn round(
     memory: &mut Memory,
 ) -> Vec<ObjectRef<WasmApp>> {
     let settings = &ctx.options.scaling;
-    let activators = activator_addresses(ctx).await;
+    // A failed list is no news: keep the reports of the last round rather than forget them.
+    let listed = activator_addresses(ctx).await;
+    let activators = listed
+        .clone()
+        .unwrap_or_else(|| ctx.scaling.tracker().addresses());
     let reports = join_all(activators.iter().map(|a| async move {
         let addr = socket(a, settings.activator_admin_port)?;
         match get_json::<ActivatorReport>(addr, ACTIVATOR_APPS_PATH, settings.poll_timeout).await {
@@ -94,7 +98,9 @@ async fn round(
     for (address, report) in reports.into_iter().flatten() {
         woken.extend(tracker.activator_report(&address, report, now));
     }
-    tracker.retain_activators(&activators.iter().cloned().collect());
+    if listed.is_some() {
+        tracker.retain_activators(&activators.iter().cloned().collect());
+    }
     for (key, readings) in pods {
         let present = readings.iter().map(|(a, _)| a.clone()).collect();
         for (address, reading) in readings.into_iter() {
@@ -125,8 +131,9 @@ async fn round(
             &settings.service_ref(),
         );
         let changed = memory.views.get(&key) != Some(&view);
+        let ready = view == ActivatorView::Ready;
         memory.views.insert(key.clone(), view);
-        if changed || wants_reconcile(app, &tracker, &key, woken.contains(&key), now) {
+        if changed || wants_reconcile(app, &tracker, &key, ready, woken.contains(&key), now) {
             due.push(ObjectRef::from(app.as_ref()));
         }
     }
@@ -134,11 +141,13 @@ async fn round(
     due
 }
 
-/// Whether the poller should wake the reconcile of `app` now.
+/// Whether the poller should wake the reconcile of `app` now (besides a change in what the
+/// activator says of it).
 fn wants_reconcile(
     app: &WasmApp,
     tracker: &Tracker,
     key: &AppKey,
+    activator_ready: bool,
     request_seen: bool,
     now: Timestamp,
 ) -> bool {
@@ -153,7 +162,11 @@ fn wants_reconcile(
     let deadline =
         tracker.idle_base(key, recorded) + SignedDuration::from_secs(i64::from(idle_seconds));
     match phase {
-        ScalePhase::Serving => now >= deadline || s2z.and_then(|s| s.activator_port).is_none(),
+        // Past the deadline only an app the activator can take is worth a reconcile; the others
+        // wait for the activator's view of them to change.
+        ScalePhase::Serving => {
+            (activator_ready && now >= deadline) || s2z.and_then(|s| s.activator_port).is_none()
+        }
         ScalePhase::AtZero => request_seen,
         ScalePhase::ScalingDown | ScalePhase::ScalingUp => true,
     }
@@ -172,7 +185,7 @@ fn socket(address: &str, port: u16) -> Option<SocketAddr> {
 
 /// The activator's ready addresses, listed fresh (its Service lives outside the watched
 /// namespaces).
-async fn activator_addresses(ctx: &Context) -> Vec<String> {
+async fn activator_addresses(ctx: &Context) -> Option<Vec<String>> {
     let settings = &ctx.options.scaling;
     let api: Api<EndpointSlice> = ctx.api(&settings.activator_namespace);
     let params = ListParams::default().labels(&format!(
@@ -180,10 +193,10 @@ async fn activator_addresses(ctx: &Context) -> Vec<String> {
         settings.activator_service
     ));
     match api.list(&params).await {
-        Ok(list) => endpoints::ready_addresses(&list.items),
+        Ok(list) => Some(endpoints::ready_addresses(&list.items)),
         Err(e) => {
             tracing::debug!(error = %e, service = %settings.service_ref(), "cannot list the activator's endpoints");
-            Vec::new()
+            None
         }
     }
 }
@@ -226,4 +239,65 @@ async fn poll_pods(
         })
     });
     join_all(polls).await
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_000_000 + secs).unwrap()
+    }
+
+    fn app(phase: &str) -> WasmApp {
+        serde_json::from_value(json!({
+            "apiVersion": "wasmpod.io/v1alpha1", "kind": "WasmApp",
+            "metadata": {"name": "hello", "namespace": "apps"},
+            "spec": {"image": "r/x:1", "scaleToZero": {"idleSeconds": 10}},
+            "status": {"scaleToZero": {"activatorPort": 20001, "phase": phase}},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn reconciles_are_asked_for_at_the_deadline_on_a_request_at_zero_and_mid_transition() {
+        let tracker = Tracker::new(at(0));
+        let key = ("apps".to_string(), "hello".to_string());
+        let serving = app("Serving");
+        assert!(!wants_reconcile(
+            &serving,
+            &tracker,
+            &key,
+            true,
+            false,
+            at(5)
+        ));
+        assert!(wants_reconcile(
+            &serving,
+            &tracker,
+            &key,
+            true,
+            false,
+            at(10)
+        ));
+        assert!(
+            !wants_reconcile(&serving, &tracker, &key, false, false, at(60)),
+            "an idle app the activator cannot take waits for the activator's view to change"
+        );
+        let zero = app("AtZero");
+        assert!(!wants_reconcile(&zero, &tracker, &key, true, false, at(60)));
+        assert!(wants_reconcile(&zero, &tracker, &key, true, true, at(60)));
+        for phase in ["ScalingDown", "ScalingUp"] {
+            assert!(wants_reconcile(
+                &app(phase),
+                &tracker,
+                &key,
+                false,
+                false,
+                at(1)
+            ));
+        }
+    }
 }

@@ -152,6 +152,13 @@ impl Tracker {
             .fold(self.started, Timestamp::max)
     }
 
+    /// The activator endpoints heard from, sorted.
+    pub fn addresses(&self) -> Vec<String> {
+        let mut all: Vec<_> = self.activators.keys().cloned().collect();
+        all.sort();
+        all
+    }
+
     /// The latest report of each of `addresses` (`None` for endpoints not heard from yet).
     pub fn reports<'a>(
         &'a self,

@@ -141,7 +141,12 @@ impl TestEnv {
 
     /// Starts the operator for this namespace, in process.
     pub fn start_operator(&mut self) {
-        let options = Options {
+        self.start_operator_with(|_| {});
+    }
+
+    /// Starts the operator for this namespace with settings changed by `tweak`.
+    pub fn start_operator_with(&mut self, tweak: impl FnOnce(&mut Options)) {
+        let mut options = Options {
             namespace: Some(self.ns.clone()),
             concurrency: 4,
             inspector: InspectorConfig {
@@ -151,6 +156,7 @@ impl TestEnv {
             instance: format!("test-{}", self.ns),
             ..Options::default()
         };
+        tweak(&mut options);
         let ctx = Arc::new(Context::new(
             self.client.clone(),
             options,

@@ -17,6 +17,7 @@ mod children;
 mod conditions;
 mod env;
 mod leader;
+mod scale_to_zero;
 #[path = "../support/mod.rs"]
 mod support;
 mod validation;
@@ -89,6 +90,14 @@ const CASES: &[(&str, Case)] = &[
     (
         "readyz_turns_ready_and_the_controller_still_reconciles",
         leader::readyz_turns_ready_and_the_controller_still_reconciles,
+    ),
+    (
+        "activator_ports_are_unique_and_opt_out_apps_stay_plain",
+        scale_to_zero::activator_ports_are_unique_and_opt_out_apps_stay_plain,
+    ),
+    (
+        "an_idle_app_hands_its_service_to_the_activator_and_back",
+        scale_to_zero::an_idle_app_hands_its_service_to_the_activator_and_back,
     ),
 ];
 
