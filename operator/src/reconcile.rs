@@ -106,9 +106,12 @@ async fn reconcile_app(app: &WasmApp, ctx: &Context) -> Result<(Action, &'static
         let mut applied = apply_children(ctx, &ns, &uid, &children).await;
         // ... and comes out only after the Service has its selector back.
         if scale.as_ref().is_some_and(|p| !p.step.proxy_slice) && applied.error.is_none() {
+            // Not a "ChildRemoved": the slice comes and goes with the phase, not the spec.
             let name = endpoints::proxy_slice_name(&app.name_any());
             let slices = ctx.api::<EndpointSlice>(&ns);
-            remove(&slices, &name, &uid, "EndpointSlice", &mut applied).await;
+            if let Err(e) = apply::delete_owned(&slices, &name, &uid).await {
+                keep_first(&mut applied.error, e);
+            }
         }
         applied
     };

@@ -58,18 +58,7 @@ pub async fn plan(
     };
 
     let settings = &ctx.options.scaling;
-    // Not being able to see the activator is a reason to stay on the pods, not a failed
-    // reconcile: the condition says why.
-    let (activators, unseen) = match slices(
-        ctx,
-        &settings.activator_namespace,
-        &settings.activator_service,
-    )
-    .await
-    {
-        Ok(found) => (endpoints::ready_addresses(&found), None),
-        Err(e) => (Vec::new(), Some(e)),
-    };
+    let (activators, unseen) = activator_addresses(ctx).await;
     let own = slices(ctx, ns, &name).await?;
     let controller: Vec<_> = own
         .iter()
@@ -89,6 +78,8 @@ pub async fn plan(
     let (view, base, last_seen) = {
         let tracker = ctx.scaling.tracker();
         let view = match &unseen {
+            // Not being able to see the activator is a reason to stay on the pods, not a
+            // failed reconcile: the condition says why.
             Some(e) => ActivatorView::Unavailable {
                 reason: decide::reason::ACTIVATOR_NOT_READY,
                 message: format!(
@@ -104,22 +95,15 @@ pub async fn plan(
                 &settings.service_ref(),
             ),
         };
-        (
-            view,
-            tracker.idle_base(&app_key, recorded),
-            tracker.last_seen(&app_key),
-        )
+        let base = tracker.idle_base(&app_key, recorded);
+        (view, base, tracker.last_seen(&app_key))
     };
     let deadline = base + SignedDuration::from_secs(i64::from(idle_seconds));
     let facts = Facts {
         enabled: config.is_some(),
         not_http: kind.filter(|k| !k.serves_http()).map(ComponentKind::as_str),
         idle: now >= deadline,
-        woken: match (last_seen, recorded) {
-            (Some(seen), Some(recorded)) => seen > recorded,
-            (seen, None) => seen.is_some(),
-            (None, Some(_)) => false,
-        },
+        woken: woken(last_seen, recorded),
         activator: view,
         pods_ready,
         serving_endpoints: endpoints::ready_addresses(controller.iter().copied()).len(),
@@ -131,18 +115,7 @@ pub async fn plan(
     let step = decide::next(phase, &facts);
     tracing::debug!(?phase, ?facts, ?step, "scale to zero");
 
-    let status = step.phase.map(|p| ScaleToZeroStatus {
-        activator_port: port.map(i32::from),
-        phase: Some(p),
-        last_request_time: if step.served_again {
-            Some(Time(whole_second_up(now)))
-        } else if Some(p) != previous.phase {
-            // What idleness was measured from: a request after it wakes an app at zero.
-            Some(Time(whole_second_up(base)))
-        } else {
-            previous.last_request_time.clone()
-        },
-    });
+    let status = status_after(&step, &previous, port, base, now);
     if status.is_none() {
         ctx.scaling.release_port(&key);
     }
@@ -150,23 +123,84 @@ pub async fn plan(
         (true, Some(port)) => Some(endpoints::proxy_slice(app, port, &activators)?),
         _ => None,
     };
-    let requeue = match step.phase {
-        Some(ScalePhase::ScalingDown | ScalePhase::ScalingUp) => Some(settings.poll_interval),
-        Some(ScalePhase::Serving) if step.proxy_slice => Some(settings.poll_interval),
-        Some(ScalePhase::Serving) if matches!(facts.activator, ActivatorView::Ready) => {
-            let left = deadline
-                .duration_since(now)
-                .max(SignedDuration::from_secs(1));
-            Some(Duration::try_from(left).unwrap_or(settings.poll_interval))
-        }
-        _ => None,
-    };
+    let requeue = requeue_after(&step, &facts, deadline, now, settings.poll_interval);
     Ok(Some(Plan {
         step,
         status,
         proxy_slice,
         requeue,
     }))
+}
+
+/// Whether a request was seen after the one recorded (the app went to zero since).
+fn woken(last_seen: Option<Timestamp>, recorded: Option<Timestamp>) -> bool {
+    match (last_seen, recorded) {
+        (Some(seen), Some(recorded)) => seen > recorded,
+        (seen, None) => seen.is_some(),
+        (None, Some(_)) => false,
+    }
+}
+
+/// `status.scaleToZero` after `step`: `lastRequestTime` moves on a phase change (to what
+/// idleness was measured from, so a later request wakes an app at zero) and to now when the pods
+/// took the Service back.
+fn status_after(
+    step: &Step,
+    previous: &ScaleToZeroStatus,
+    port: Option<u16>,
+    base: Timestamp,
+    now: Timestamp,
+) -> Option<ScaleToZeroStatus> {
+    let phase = step.phase?;
+    let last_request_time = if step.served_again {
+        Some(Time(whole_second_up(now)))
+    } else if Some(phase) != previous.phase {
+        Some(Time(whole_second_up(base)))
+    } else {
+        previous.last_request_time.clone()
+    };
+    Some(ScaleToZeroStatus {
+        activator_port: port.map(i32::from),
+        phase: Some(phase),
+        last_request_time,
+    })
+}
+
+/// When to reconcile again: every poll mid-transition, at the idle deadline of an app the
+/// activator can take; otherwise the poller or a watch event brings the next reconcile.
+fn requeue_after(
+    step: &Step,
+    facts: &Facts,
+    deadline: Timestamp,
+    now: Timestamp,
+    poll: Duration,
+) -> Option<Duration> {
+    match step.phase? {
+        ScalePhase::ScalingDown | ScalePhase::ScalingUp => Some(poll),
+        ScalePhase::Serving if step.proxy_slice => Some(poll),
+        ScalePhase::Serving if facts.activator == ActivatorView::Ready => {
+            let left = deadline
+                .duration_since(now)
+                .max(SignedDuration::from_secs(1));
+            Some(Duration::try_from(left).unwrap_or(poll))
+        }
+        _ => None,
+    }
+}
+
+/// The ready addresses of the activator's Service, or why they cannot be read.
+async fn activator_addresses(ctx: &Context) -> (Vec<String>, Option<Error>) {
+    let settings = &ctx.options.scaling;
+    match slices(
+        ctx,
+        &settings.activator_namespace,
+        &settings.activator_service,
+    )
+    .await
+    {
+        Ok(found) => (endpoints::ready_addresses(&found), None),
+        Err(e) => (Vec::new(), Some(e)),
+    }
 }
 
 /// `t` rounded up to a whole second: a Kubernetes `Time` keeps only seconds, and a request seen
@@ -186,6 +220,67 @@ async fn slices(ctx: &Context, namespace: &str, service: &str) -> Result<Vec<End
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_000_000 + secs).unwrap()
+    }
+
+    #[test]
+    fn a_request_after_the_recorded_one_wakes_the_app() {
+        assert!(!woken(None, None));
+        assert!(woken(Some(at(1)), None));
+        assert!(!woken(Some(at(1)), Some(at(1))));
+        assert!(woken(Some(at(2)), Some(at(1))));
+        assert!(!woken(None, Some(at(1))));
+    }
+
+    #[test]
+    fn last_request_time_moves_on_phase_changes_and_when_the_pods_take_over() {
+        let step = |phase, served_again| Step {
+            phase: Some(phase),
+            selector: true,
+            proxy_slice: false,
+            zero: false,
+            condition: None,
+            served_again,
+        };
+        let previous = ScaleToZeroStatus {
+            activator_port: Some(20001),
+            phase: Some(ScalePhase::Serving),
+            last_request_time: Some(Time(at(0))),
+        };
+        let same = status_after(
+            &step(ScalePhase::Serving, false),
+            &previous,
+            Some(20001),
+            at(5),
+            at(9),
+        );
+        assert_eq!(same.unwrap().last_request_time, Some(Time(at(0))));
+        let down = status_after(
+            &step(ScalePhase::ScalingDown, false),
+            &previous,
+            Some(20001),
+            at(5),
+            at(9),
+        )
+        .unwrap();
+        assert_eq!(down.last_request_time, Some(Time(at(5))));
+        assert_eq!(down.activator_port, Some(20001));
+        let back = status_after(
+            &step(ScalePhase::Serving, true),
+            &previous,
+            Some(20001),
+            at(5),
+            at(9),
+        );
+        assert_eq!(back.unwrap().last_request_time, Some(Time(at(9))));
+        let plain = Step {
+            phase: None,
+            ..step(ScalePhase::Serving, false)
+        };
+        assert!(status_after(&plain, &previous, None, at(5), at(9)).is_none());
+    }
 
     #[test]
     fn recorded_times_round_up_to_what_the_apiserver_keeps() {
