@@ -104,6 +104,11 @@ async fn reconcile_app(app: &WasmApp, ctx: &Context) -> Result<(Action, &'static
             apply::apply(&ctx.api::<EndpointSlice>(&ns), slice).await?;
         }
         let mut applied = apply_children(ctx, &ns, &uid, &children).await;
+        if let Some(p) = scale.as_ref().filter(|p| p.step.drop_controller_slices)
+            && applied.error.is_none()
+        {
+            drop_controller_slices(ctx, &ns, &p.controller_slices).await?;
+        }
         // ... and comes out only after the Service has its selector back.
         if scale.as_ref().is_some_and(|p| !p.step.proxy_slice) && applied.error.is_none() {
             // Not a "ChildRemoved": the slice comes and goes with the phase, not the spec.
@@ -294,6 +299,20 @@ where
         Ok(false) => {}
         Err(e) => keep_first(&mut out.error, e),
     }
+}
+
+/// Deletes the endpointslice controller's slices of a Service that lost its selector: the
+/// controller no longer syncs them, so they would keep listing pods that are about to go.
+async fn drop_controller_slices(ctx: &Context, ns: &str, names: &[String]) -> Result<()> {
+    let api = ctx.api::<EndpointSlice>(ns);
+    for name in names {
+        match api.delete(name, &DeleteParams::background()).await {
+            Ok(_) => tracing::debug!(slice = %name, "deleted the endpointslice controller's slice"),
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 fn keep_first(slot: &mut Option<Error>, e: Error) {

@@ -25,6 +25,9 @@ pub struct Plan {
     pub status: Option<ScaleToZeroStatus>,
     /// The proxy slice to apply (before the Service) when the step wants it.
     pub proxy_slice: Option<EndpointSlice>,
+    /// Names of the endpointslice controller's (live) slices of the Service, to delete when the
+    /// step says so.
+    pub controller_slices: Vec<String>,
     /// When to look again, if sooner than the periodic resync.
     pub requeue: Option<Duration>,
 }
@@ -63,6 +66,11 @@ pub async fn plan(
     let controller: Vec<_> = own
         .iter()
         .filter(|s| endpoints::is_controller_slice(s))
+        .collect();
+    let live: Vec<_> = controller
+        .iter()
+        .copied()
+        .filter(|s| s.metadata.deletion_timestamp.is_none())
         .collect();
     let proxy_name = endpoints::proxy_slice_name(&name);
     let pods_ready = ctx
@@ -106,7 +114,7 @@ pub async fn plan(
         woken: woken(last_seen, recorded),
         activator: view,
         pods_ready,
-        serving_endpoints: endpoints::ready_addresses(controller.iter().copied()).len(),
+        serving_endpoints: endpoints::ready_addresses(live.iter().copied()).len(),
         controller_slices: controller.len(),
         proxy_slice_exists: own.iter().any(|s| s.name_any() == proxy_name),
         idle_seconds,
@@ -128,6 +136,7 @@ pub async fn plan(
         step,
         status,
         proxy_slice,
+        controller_slices: live.iter().map(|s| s.name_any()).collect(),
         requeue,
     }))
 }
@@ -243,6 +252,7 @@ mod tests {
             zero: false,
             condition: None,
             served_again,
+            drop_controller_slices: false,
         };
         let previous = ScaleToZeroStatus {
             activator_port: Some(20001),
