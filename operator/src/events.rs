@@ -74,7 +74,13 @@ pub fn notes(old: Option<&WasmAppStatus>, new: &WasmAppStatus, deleted: &[String
             action: "Reconcile",
         });
     }
-    if let Some(c) = flipped(old, new, READY, "True") {
+    let scale = scale_notes(old, new);
+    // A scale-to-zero phase change also moves Ready between its reasons (Ready, ScaledToZero,
+    // ScalingUp): the phase's Event says it once.
+    let phase_changed = scale.iter().any(|n| n.action == "Scale" && !n.warning);
+    if let Some(c) = flipped(old, new, READY, "True")
+        && !phase_changed
+    {
         out.push(Note {
             warning: false,
             reason: c.reason.clone(),
@@ -82,7 +88,7 @@ pub fn notes(old: Option<&WasmAppStatus>, new: &WasmAppStatus, deleted: &[String
             action: "Reconcile",
         });
     }
-    out.extend(scale_notes(old, new));
+    out.extend(scale);
     for child in deleted {
         out.push(Note {
             warning: false,
@@ -249,8 +255,20 @@ mod tests {
             }),
             ..status(conds)
         };
-        let serving = with(ScalePhase::Serving, &[(SCALED_TO_ZERO, "False", "Serving")]);
-        let zero = with(ScalePhase::AtZero, &[(SCALED_TO_ZERO, "True", "Idle")]);
+        let serving = with(
+            ScalePhase::Serving,
+            &[
+                (READY, "True", "Ready"),
+                (SCALED_TO_ZERO, "False", "Serving"),
+            ],
+        );
+        let zero = with(
+            ScalePhase::AtZero,
+            &[
+                (READY, "True", "ScaledToZero"),
+                (SCALED_TO_ZERO, "True", "Idle"),
+            ],
+        );
         let got = notes(Some(&serving), &zero, &[]);
         assert_eq!(got.len(), 1);
         assert_eq!(

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
@@ -104,11 +104,19 @@ async fn reconcile_app(app: &WasmApp, ctx: &Context) -> Result<(Action, &'static
             apply::apply(&ctx.api::<EndpointSlice>(&ns), slice).await?;
         }
         let mut applied = apply_children(ctx, &ns, &uid, &children).await;
+        if let Some(p) = scale.as_ref().filter(|p| p.step.drop_controller_slices)
+            && applied.error.is_none()
+        {
+            drop_controller_slices(ctx, &ns, &app.name_any(), &p.controller_slices).await?;
+        }
         // ... and comes out only after the Service has its selector back.
         if scale.as_ref().is_some_and(|p| !p.step.proxy_slice) && applied.error.is_none() {
+            // Not a "ChildRemoved": the slice comes and goes with the phase, not the spec.
             let name = endpoints::proxy_slice_name(&app.name_any());
             let slices = ctx.api::<EndpointSlice>(&ns);
-            remove(&slices, &name, &uid, "EndpointSlice", &mut applied).await;
+            if let Err(e) = apply::delete_owned(&slices, &name, &uid).await {
+                keep_first(&mut applied.error, e);
+            }
         }
         applied
     };
@@ -291,6 +299,36 @@ where
         Ok(false) => {}
         Err(e) => keep_first(&mut out.error, e),
     }
+}
+
+/// Deletes the endpointslice controller's slices of a Service that lost its selector: the
+/// controller no longer syncs them, so they would keep listing pods that are about to go. The
+/// same for the Service's Endpoints object, which the endpoints controller leaves too and the
+/// mirroring controller copies into a slice (deleted with it).
+async fn drop_controller_slices(
+    ctx: &Context,
+    ns: &str,
+    service: &str,
+    names: &[String],
+) -> Result<()> {
+    match ctx
+        .api::<Endpoints>(ns)
+        .delete(service, &DeleteParams::background())
+        .await
+    {
+        Ok(_) => tracing::debug!(%service, "deleted the Endpoints of a Service without selector"),
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        Err(e) => return Err(e.into()),
+    }
+    let api = ctx.api::<EndpointSlice>(ns);
+    for name in names {
+        match api.delete(name, &DeleteParams::background()).await {
+            Ok(_) => tracing::debug!(slice = %name, "deleted the endpointslice controller's slice"),
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 fn keep_first(slot: &mut Option<Error>, e: Error) {

@@ -130,9 +130,10 @@ pub struct Facts {
     pub activator: ActivatorView,
     /// Ready replicas of the app's Deployment.
     pub pods_ready: i32,
-    /// Ready endpoints in the endpointslice controller's slices of the Service.
+    /// Ready endpoints in the endpointslice controller's slices of the Service (not terminating).
     pub serving_endpoints: usize,
-    /// Slices of the endpointslice controller for the Service (they go once the selector does).
+    /// Slices of the endpointslice controller for the Service, terminating ones included (the
+    /// operator deletes them once the selector is gone).
     pub controller_slices: usize,
     /// The operator's proxy slice exists.
     pub proxy_slice_exists: bool,
@@ -155,6 +156,10 @@ pub struct Step {
     pub condition: Option<Verdict>,
     /// The pods took the Service back from the activator: record now as the last request.
     pub served_again: bool,
+    /// Delete the endpointslice controller's slices of the Service: it stops syncing a Service
+    /// without a selector and would leave them, stale, beside the proxy slice. Only from the
+    /// reconcile after the one that removed the selector, so the controller has seen it go.
+    pub drop_controller_slices: bool,
 }
 
 fn v(status: &'static str, reason: &str, message: String) -> Verdict {
@@ -197,6 +202,7 @@ fn serving(f: &Facts, condition: Verdict, served_again: bool) -> Step {
         zero: false,
         condition: Some(condition),
         served_again,
+        drop_controller_slices: false,
     }
 }
 
@@ -208,6 +214,7 @@ fn proxied(phase: ScalePhase, zero: bool, condition: Verdict) -> Step {
         zero,
         condition: Some(condition),
         served_again: false,
+        drop_controller_slices: false,
     }
 }
 
@@ -289,7 +296,10 @@ pub fn next(phase: ScalePhase, f: &Facts) -> Step {
             } else {
                 ScalePhase::ScalingDown
             };
-            proxied(phase, gone, condition)
+            Step {
+                drop_controller_slices: !gone,
+                ..proxied(phase, gone, condition)
+            }
         }
         ScalePhase::AtZero if blocked.is_some() || f.woken => scaling_up(f, blocked),
         ScalePhase::AtZero => proxied(ScalePhase::AtZero, true, at_zero_verdict(f)),

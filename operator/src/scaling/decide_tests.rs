@@ -92,9 +92,15 @@ fn scaling_down_waits_for_the_controller_slices_then_goes_to_zero() {
         idle: true,
         ..facts()
     };
-    assert_eq!(
-        mode(&next(ScalingDown, &waiting)),
-        (Some(ScalingDown), false, true, false)
+    let wait = next(ScalingDown, &waiting);
+    assert_eq!(mode(&wait), (Some(ScalingDown), false, true, false));
+    assert!(
+        wait.drop_controller_slices,
+        "the controller leaves its slices of a selector-less Service: the operator deletes them"
+    );
+    assert!(
+        !next(Serving, &waiting).drop_controller_slices,
+        "not while removing the selector"
     );
     let gone = Facts {
         controller_slices: 0,

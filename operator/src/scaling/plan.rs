@@ -4,12 +4,11 @@
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Endpoints, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, ListParams};
+use kube::api::{Api, ListParams};
 
 use super::decide::{self, ActivatorView, Facts, Step};
 use crate::controller::Context;
@@ -26,6 +25,9 @@ pub struct Plan {
     pub status: Option<ScaleToZeroStatus>,
     /// The proxy slice to apply (before the Service) when the step wants it.
     pub proxy_slice: Option<EndpointSlice>,
+    /// Names of the endpointslice controller's (live) slices of the Service, to delete when the
+    /// step says so.
+    pub controller_slices: Vec<String>,
     /// When to look again, if sooner than the periodic resync.
     pub requeue: Option<Duration>,
 }
@@ -59,25 +61,18 @@ pub async fn plan(
     };
 
     let settings = &ctx.options.scaling;
-    // Not being able to see the activator is a reason to stay on the pods, not a failed
-    // reconcile: the condition says why.
-    let (activators, unseen) = match slices(
-        ctx,
-        &settings.activator_namespace,
-        &settings.activator_service,
-    )
-    .await
-    {
-        Ok(found) => (endpoints::ready_addresses(&found), None),
-        Err(e) => (Vec::new(), Some(e)),
-    };
-    let mut own = slices(ctx, ns, &name).await?;
-    if previous.phase == Some(ScalePhase::ScalingDown) {
-        drop_orphaned_controller_slices(ctx, ns, &name, &mut own).await?;
-    }
+    let (activators, unseen) = activator_addresses(ctx).await;
+    let own = slices(ctx, ns, &name).await?;
     let controller: Vec<_> = own
         .iter()
+        // The mirroring controller's slice too: it copies the Endpoints object, which the
+        // endpoints controller also leaves behind once the selector is gone.
         .filter(|s| endpoints::is_controller_slice(s) || endpoints::is_mirrored_slice(s))
+        .collect();
+    let live: Vec<_> = controller
+        .iter()
+        .copied()
+        .filter(|s| s.metadata.deletion_timestamp.is_none())
         .collect();
     let proxy_name = endpoints::proxy_slice_name(&name);
     let pods_ready = ctx
@@ -93,6 +88,8 @@ pub async fn plan(
     let (view, base, last_seen) = {
         let tracker = ctx.scaling.tracker();
         let view = match &unseen {
+            // Not being able to see the activator is a reason to stay on the pods, not a
+            // failed reconcile: the condition says why.
             Some(e) => ActivatorView::Unavailable {
                 reason: decide::reason::ACTIVATOR_NOT_READY,
                 message: format!(
@@ -108,25 +105,18 @@ pub async fn plan(
                 &settings.service_ref(),
             ),
         };
-        (
-            view,
-            tracker.idle_base(&app_key, recorded),
-            tracker.last_seen(&app_key),
-        )
+        let base = tracker.idle_base(&app_key, recorded);
+        (view, base, tracker.last_seen(&app_key))
     };
     let deadline = base + SignedDuration::from_secs(i64::from(idle_seconds));
     let facts = Facts {
         enabled: config.is_some(),
         not_http: kind.filter(|k| !k.serves_http()).map(ComponentKind::as_str),
         idle: now >= deadline,
-        woken: match (last_seen, recorded) {
-            (Some(seen), Some(recorded)) => seen > recorded,
-            (seen, None) => seen.is_some(),
-            (None, Some(_)) => false,
-        },
+        woken: woken(last_seen, recorded),
         activator: view,
         pods_ready,
-        serving_endpoints: endpoints::ready_addresses(controller.iter().copied()).len(),
+        serving_endpoints: endpoints::ready_addresses(live.iter().copied()).len(),
         controller_slices: controller.len(),
         proxy_slice_exists: own.iter().any(|s| s.name_any() == proxy_name),
         idle_seconds,
@@ -135,18 +125,7 @@ pub async fn plan(
     let step = decide::next(phase, &facts);
     tracing::debug!(?phase, ?facts, ?step, "scale to zero");
 
-    let status = step.phase.map(|p| ScaleToZeroStatus {
-        activator_port: port.map(i32::from),
-        phase: Some(p),
-        last_request_time: if step.served_again {
-            Some(Time(whole_second_up(now)))
-        } else if Some(p) != previous.phase {
-            // What idleness was measured from: a request after it wakes an app at zero.
-            Some(Time(whole_second_up(base)))
-        } else {
-            previous.last_request_time.clone()
-        },
-    });
+    let status = status_after(&step, &previous, port, base, now);
     if status.is_none() {
         ctx.scaling.release_port(&key);
     }
@@ -154,63 +133,85 @@ pub async fn plan(
         (true, Some(port)) => Some(endpoints::proxy_slice(app, port, &activators)?),
         _ => None,
     };
-    let requeue = match step.phase {
-        Some(ScalePhase::ScalingDown | ScalePhase::ScalingUp) => Some(settings.poll_interval),
-        Some(ScalePhase::Serving) if step.proxy_slice => Some(settings.poll_interval),
-        Some(ScalePhase::Serving) if matches!(facts.activator, ActivatorView::Ready) => {
-            let left = deadline
-                .duration_since(now)
-                .max(SignedDuration::from_secs(1));
-            Some(Duration::try_from(left).unwrap_or(settings.poll_interval))
-        }
-        _ => None,
-    };
+    let requeue = requeue_after(&step, &facts, deadline, now, settings.poll_interval);
     Ok(Some(Plan {
         step,
         status,
         proxy_slice,
+        controller_slices: live.iter().map(|s| s.name_any()).collect(),
         requeue,
     }))
 }
 
-/// The endpointslice and endpoints controllers skip a Service without a selector and leave what
-/// they made for it: the slices, and the Endpoints object, which the mirroring controller then
-/// copies into a slice of its own. Their pod addresses would stay in kube-proxy's rules after
-/// the pods are gone. Once the live Service has no selector (ScalingDown applied it so), the
-/// operator deletes them all; the controllers make new ones when the selector is back.
-async fn drop_orphaned_controller_slices(
-    ctx: &Context,
-    ns: &str,
-    service: &str,
-    own: &mut Vec<EndpointSlice>,
-) -> Result<()> {
-    let live = ctx.api::<Service>(ns).get_opt(service).await?;
-    let selectorless = live
-        .and_then(|s| s.spec)
-        .is_some_and(|spec| spec.selector.as_ref().is_none_or(|s| s.is_empty()));
-    if !selectorless {
-        return Ok(());
+/// Whether a request was seen after the one recorded (the app went to zero since).
+fn woken(last_seen: Option<Timestamp>, recorded: Option<Timestamp>) -> bool {
+    match (last_seen, recorded) {
+        (Some(seen), Some(recorded)) => seen > recorded,
+        (seen, None) => seen.is_some(),
+        (None, Some(_)) => false,
     }
-    let legacy: Api<Endpoints> = ctx.api(ns);
-    match legacy.delete(service, &DeleteParams::default()).await {
-        Ok(_) => tracing::info!(%service, "deleted the Endpoints of a Service without selector"),
-        Err(kube::Error::Api(e)) if e.code == 404 => {}
-        Err(e) => return Err(e.into()),
-    }
-    let api: Api<EndpointSlice> = ctx.api(ns);
-    let orphaned =
-        |s: &EndpointSlice| endpoints::is_controller_slice(s) || endpoints::is_mirrored_slice(s);
-    for slice in own.iter().filter(|s| orphaned(s)) {
-        let name = slice.name_any();
-        tracing::info!(%service, slice = %name, "deleting the endpointslice controller's slice of a Service without selector");
-        match api.delete(&name, &DeleteParams::default()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(e) => return Err(e.into()),
+}
+
+/// `status.scaleToZero` after `step`: `lastRequestTime` moves on a phase change (to what
+/// idleness was measured from, so a later request wakes an app at zero) and to now when the pods
+/// took the Service back.
+fn status_after(
+    step: &Step,
+    previous: &ScaleToZeroStatus,
+    port: Option<u16>,
+    base: Timestamp,
+    now: Timestamp,
+) -> Option<ScaleToZeroStatus> {
+    let phase = step.phase?;
+    let last_request_time = if step.served_again {
+        Some(Time(whole_second_up(now)))
+    } else if Some(phase) != previous.phase {
+        Some(Time(whole_second_up(base)))
+    } else {
+        previous.last_request_time.clone()
+    };
+    Some(ScaleToZeroStatus {
+        activator_port: port.map(i32::from),
+        phase: Some(phase),
+        last_request_time,
+    })
+}
+
+/// When to reconcile again: every poll mid-transition, at the idle deadline of an app the
+/// activator can take; otherwise the poller or a watch event brings the next reconcile.
+fn requeue_after(
+    step: &Step,
+    facts: &Facts,
+    deadline: Timestamp,
+    now: Timestamp,
+    poll: Duration,
+) -> Option<Duration> {
+    match step.phase? {
+        ScalePhase::ScalingDown | ScalePhase::ScalingUp => Some(poll),
+        ScalePhase::Serving if step.proxy_slice => Some(poll),
+        ScalePhase::Serving if facts.activator == ActivatorView::Ready => {
+            let left = deadline
+                .duration_since(now)
+                .max(SignedDuration::from_secs(1));
+            Some(Duration::try_from(left).unwrap_or(poll))
         }
+        _ => None,
     }
-    own.retain(|s| !orphaned(s));
-    Ok(())
+}
+
+/// The ready addresses of the activator's Service, or why they cannot be read.
+async fn activator_addresses(ctx: &Context) -> (Vec<String>, Option<Error>) {
+    let settings = &ctx.options.scaling;
+    match slices(
+        ctx,
+        &settings.activator_namespace,
+        &settings.activator_service,
+    )
+    .await
+    {
+        Ok(found) => (endpoints::ready_addresses(&found), None),
+        Err(e) => (Vec::new(), Some(e)),
+    }
 }
 
 /// `t` rounded up to a whole second: a Kubernetes `Time` keeps only seconds, and a request seen
@@ -230,6 +231,68 @@ async fn slices(ctx: &Context, namespace: &str, service: &str) -> Result<Vec<End
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_000_000 + secs).unwrap()
+    }
+
+    #[test]
+    fn a_request_after_the_recorded_one_wakes_the_app() {
+        assert!(!woken(None, None));
+        assert!(woken(Some(at(1)), None));
+        assert!(!woken(Some(at(1)), Some(at(1))));
+        assert!(woken(Some(at(2)), Some(at(1))));
+        assert!(!woken(None, Some(at(1))));
+    }
+
+    #[test]
+    fn last_request_time_moves_on_phase_changes_and_when_the_pods_take_over() {
+        let step = |phase, served_again| Step {
+            phase: Some(phase),
+            selector: true,
+            proxy_slice: false,
+            zero: false,
+            condition: None,
+            served_again,
+            drop_controller_slices: false,
+        };
+        let previous = ScaleToZeroStatus {
+            activator_port: Some(20001),
+            phase: Some(ScalePhase::Serving),
+            last_request_time: Some(Time(at(0))),
+        };
+        let same = status_after(
+            &step(ScalePhase::Serving, false),
+            &previous,
+            Some(20001),
+            at(5),
+            at(9),
+        );
+        assert_eq!(same.unwrap().last_request_time, Some(Time(at(0))));
+        let down = status_after(
+            &step(ScalePhase::ScalingDown, false),
+            &previous,
+            Some(20001),
+            at(5),
+            at(9),
+        )
+        .unwrap();
+        assert_eq!(down.last_request_time, Some(Time(at(5))));
+        assert_eq!(down.activator_port, Some(20001));
+        let back = status_after(
+            &step(ScalePhase::Serving, true),
+            &previous,
+            Some(20001),
+            at(5),
+            at(9),
+        );
+        assert_eq!(back.unwrap().last_request_time, Some(Time(at(9))));
+        let plain = Step {
+            phase: None,
+            ..step(ScalePhase::Serving, false)
+        };
+        assert!(status_after(&plain, &previous, None, at(5), at(9)).is_none());
+    }
 
     #[test]
     fn recorded_times_round_up_to_what_the_apiserver_keeps() {

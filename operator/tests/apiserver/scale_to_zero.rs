@@ -2,7 +2,8 @@
 //! switch of an app's Service, with the operator's poller reading test doubles.
 //!
 //! The apiserver tier has no controller-manager and no pods: the test plays the endpointslice
-//! controller (it creates and deletes the slice the controller would keep for the app's Service),
+//! controller (it creates the slice the controller would keep for the app's Service; the
+//! operator deletes it once the selector is gone, as the controller leaves it),
 //! the Deployment controller (it writes `readyReplicas`), the activator (an `/apps` endpoint
 //! behind a hand-made EndpointSlice of the `wasmpod-activator` Service) and the app's pod (an
 //! `/activity` endpoint). Both listen on the host's own address (the apiserver refuses loopback
@@ -21,7 +22,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use serde::Serialize;
 use serde_json::json;
 use wasmpod_oci::activity::{
@@ -117,10 +118,14 @@ async fn activator_service(env: &TestEnv, ip: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What the endpointslice controller keeps for a Service with a selector and a ready pod.
+/// Holds a deleted controller slice, so the test sees the step before it goes.
+const HOLD: &str = "wasmpod.io/test-hold";
+
+/// What the endpointslice controller keeps for a Service with a selector and a ready pod. A
+/// finalizer holds it once the operator deletes it, until [`release`].
 async fn controller_slice(env: &TestEnv, service: &str, ip: &str) -> anyhow::Result<()> {
     let slice: EndpointSlice = serde_json::from_value(json!({
-        "metadata": {"name": format!("{service}-ctrl"),
+        "metadata": {"name": format!("{service}-ctrl"), "finalizers": [HOLD],
                      "labels": {SERVICE_NAME_LABEL: service,
                                 SLICE_MANAGED_BY_LABEL: CONTROLLER_SLICE_MANAGER}},
         "addressType": "IPv4",
@@ -131,6 +136,22 @@ async fn controller_slice(env: &TestEnv, service: &str, ip: &str) -> anyhow::Res
         .create(&PostParams::default(), &slice)
         .await?;
     Ok(())
+}
+
+/// Lets a held slice go, if it is being deleted; returns whether it was.
+async fn release(env: &TestEnv, name: &str) -> anyhow::Result<bool> {
+    let slices = env.api::<EndpointSlice>();
+    let held = slices
+        .get_opt(name)
+        .await?
+        .is_some_and(|s| s.metadata.deletion_timestamp.is_some());
+    if held {
+        let unhold = json!({"metadata": {"finalizers": null}});
+        slices
+            .patch(name, &PatchParams::default(), &Patch::Merge(&unhold))
+            .await?;
+    }
+    Ok(held)
 }
 
 fn phase(app: &WasmApp) -> Option<ScalePhase> {
@@ -354,10 +375,18 @@ pub fn an_idle_app_hands_its_service_to_the_activator_and_back(env: &mut TestEnv
             |s| selector(s) == Some(&labels::selector("idle")),
         )
         .await?;
+        // The operator may have deleted the controller's slice already; the controller makes a
+        // new one once the selector is back, and the proxy slice goes when it has the pod.
         wait_for(
             "the proxy slice deleted (the pod is ready behind the Service)",
             30,
-            || async { Ok(slices.get_opt(&proxy).await?.is_none().then_some(())) },
+            || async {
+                release(env, "idle-ctrl").await?;
+                if slices.get_opt("idle-ctrl").await?.is_none() {
+                    controller_slice(env, "idle", &ip).await?;
+                }
+                Ok(slices.get_opt(&proxy).await?.is_none().then_some(()))
+            },
         )
         .await?;
         go_to_zero(env, port, &ip).await?;
@@ -484,8 +513,13 @@ async fn go_to_zero(env: &TestEnv, port: i32, ip: &str) -> anyhow::Result<()> {
         "the pods stay until the controller drops them"
     );
 
-    // The endpointslice controller drops its slice once the selector is gone.
-    slices.delete("idle-ctrl", &DeleteParams::default()).await?;
+    // The controller leaves its slice of a selector-less Service: the operator deletes it.
+    wait_for(
+        "the operator deleting the controller's slice",
+        30,
+        || async { Ok(release(env, "idle-ctrl").await?.then_some(())) },
+    )
+    .await?;
     let app = wait_phase(env, "idle", ScalePhase::AtZero).await?;
     let d = wait_child(&deployments, "idle", "zero replicas", |d| {
         replicas(d) == Some(0)
