@@ -184,6 +184,16 @@ serving() {
   echo "$app serving from pods $(echo "$pods" | tr '\n' ' ')"
 }
 
+# pod_requests APP: the requests the app's ready pods report on their activity port, summed.
+pod_requests() {
+  local ip
+  for ip in $($K get pods -l "wasmpod.io/app=$1" -o json | jq -r '.items[]
+      | select(.metadata.deletionTimestamp == null)
+      | select(any(.status.conditions[]?; .type == "Ready" and .status == "True")) | .status.podIP'); do
+    curl -s --max-time 2 "http://$ip:9091/activity" | jq -r '.requests // 0'
+  done | awk '{ s += $1 } END { print s + 0 }'
+}
+
 # stream_start URL: requests URL one after another (a new connection each, so kube-proxy picks
 # an endpoint each time) until stream_stop; each status code goes to $STREAM.
 stream_start() {
@@ -240,10 +250,9 @@ EOF
     sleep 0.5
   done
   stream_stop
-  local pod_ip count
-  pod_ip=$($K get pods -l wasmpod.io/app=s2z -o jsonpath='{.items[0].status.podIP}')
-  count=$(curl -sS --max-time 5 "http://$pod_ip:9091/activity" | jq .requests)
-  echo "the pod's activity report: $count requests"
+  local count
+  count=$(pod_requests s2z)
+  echo "the pods' activity reports: $count requests"
   ((count > 0)) || fail "the pod reports no requests on its activity port"
 
   # The app that did not opt in never went to zero and has no activator slice.
@@ -265,14 +274,13 @@ test_scale_to_zero_handover_under_steady_stream() {
   # activator and the pods answer part of it.
   stream_start "http://$(svc_ip stream)/stream"
   serving stream
-  local pod_ip deadline=$(( $(date +%s) + 30 ))
-  pod_ip=$($K get pods -l wasmpod.io/app=stream -o jsonpath='{.items[0].status.podIP}')
-  until (( $(curl -sS --max-time 5 "http://$pod_ip:9091/activity" | jq .requests) > 0 )); do
+  local deadline=$(( $(date +%s) + 30 ))
+  until (( $(pod_requests stream) > 0 )); do
     (( $(date +%s) < deadline )) || { stream_stop; fail "the pod never got part of the stream"; }
     sleep 0.2
   done
   stream_stop
-  echo "activator: $(report_of stream | jq -c '{requests, inFlight}'), pod: $(curl -sS "http://$pod_ip:9091/activity")"
+  echo "activator: $(report_of stream | jq -c '{requests, inFlight}'), pods: $(pod_requests stream) requests"
   [[ $(report_of stream | jq .requests) -ge 1 ]] || fail "the activator answered none of the stream"
 }
 
@@ -388,4 +396,24 @@ test_scale_to_zero_restarts_and_races() {
     $K get pods -o wide; $K get svc race -o yaml | grep -A3 selector
     fail "a request during ScalingDown got '$out'"; }
   serving race
+
+  # The image turns invalid while the app is at zero: the status says so, naming the image, and
+  # the app stays at zero, served from the last good image.
+  at_zero race
+  local bad
+  bad=$(node_image "$REDIS_IMAGE")
+  $K patch wapp race --type=merge -p "{\"spec\":{\"image\":\"$bad\"}}" >/dev/null
+  deadline=$(( $(date +%s) + 60 ))
+  until [[ $($K get wapp race -o jsonpath='{.status.conditions[?(@.type=="ImageValid")].status}') == False ]]; do
+    (( $(date +%s) < deadline )) || fail "ImageValid never turned False for $bad"
+    sleep 0.2
+  done
+  local message
+  message=$($K get wapp race -o jsonpath='{.status.conditions[?(@.type=="ImageValid")].message}')
+  echo "ImageValid=False: $message"
+  [[ $message == *"$bad"* ]] || fail "the ImageValid message does not name $bad: '$message'"
+  wait_activator_ready race
+  out=$(curl -sS --max-time 10 -w ' %{http_code}' "http://$(svc_ip race)/after-bad-image")
+  [[ $out == "hello from wasmpod http"*" 200" ]] || fail "at zero with a bad new image, the app answered '$out'"
+  echo "answered from the last good image: $out"
 }
