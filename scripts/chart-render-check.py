@@ -119,6 +119,8 @@ expected = {
     (("policy",), ("poddisruptionbudgets",)): child,
     # Scale to zero: the proxy slice (owned), the Services' and the activator's slices (read).
     (("discovery.k8s.io",), ("endpointslices",)): child,
+    # ... and the Endpoints object a Service that lost its selector keeps (deleted).
+    (("",), ("endpoints",)): ["delete"],
     (("",), ("configmaps", "secrets")): sorted(["get", "list", "watch"]),
     (("events.k8s.io",), ("events",)): sorted(["create", "patch"]),
 }

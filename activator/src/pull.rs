@@ -12,7 +12,7 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use wasmpod_oci::layers::{self, Layer};
+use wasmpod_oci::layers;
 use wasmpod_oci::media_types;
 use wasmpod_operator::image::auth::Credentials;
 use wasmpod_operator::image::classify;
@@ -96,15 +96,7 @@ impl Registries {
                 Ok(out)
             }
         };
-        let found: Vec<Layer> = manifest
-            .layers
-            .iter()
-            .map(|l| Layer {
-                media_type: l.media_type.clone(),
-                digest: l.digest.clone(),
-                size: l.size,
-            })
-            .collect();
+        let found = classify::layers_of(&manifest);
         match layers::find(&manifest.config.media_type, &found).map_err(|e| fail(e.to_string()))? {
             layers::Wasm::Layer(layer) => {
                 let descriptor = descriptor(&manifest, &layer.digest);

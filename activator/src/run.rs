@@ -5,11 +5,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
+use kube::ResourceExt;
 use kube::api::Api;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::{WatchStreamExt, reflector};
-use kube::{Client, ResourceExt};
 use tokio::net::TcpListener;
 use wasmpod_operator::crd::WasmApp;
 use wasmpod_runtime::WasmEngine;
@@ -20,22 +19,6 @@ use crate::env::PodFacts;
 use crate::error::{Error, IoContext, Result};
 use crate::prepare::Host;
 use crate::pull::Registries;
-
-async fn client(args: &Args) -> Result<Client> {
-    let config = match &args.kubeconfig {
-        Some(path) => {
-            let kubeconfig = Kubeconfig::read_from(path)
-                .map_err(|e| Error::Config(format!("kubeconfig {}: {e}", path.display())))?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                .await
-                .map_err(|e| Error::Config(format!("kubeconfig {}: {e}", path.display())))?
-        }
-        None => kube::Config::infer()
-            .await
-            .map_err(|e| Error::Config(format!("no Kubernetes configuration: {e}")))?,
-    };
-    Ok(Client::try_from(config)?)
-}
 
 /// What the downward API tells the activator about its own pod.
 fn own_pod() -> PodFacts {
@@ -52,7 +35,9 @@ fn own_pod() -> PodFacts {
 /// Runs until the WasmApp watch ends or the admin server fails.
 pub async fn run(args: Args) -> Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = client(&args).await?;
+    let client = wasmpod_operator::run::client(args.kubeconfig.as_deref())
+        .await
+        .map_err(|e| Error::Config(e.to_string()))?;
     std::fs::create_dir_all(&args.state_dir)
         .io_context(|| format!("create {}", args.state_dir.display()))?;
     let engine = WasmEngine::new(&args.state_dir.join("compiled"))?;

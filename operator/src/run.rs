@@ -15,8 +15,9 @@ use crate::metrics::Metrics;
 use crate::{Error, Result, server};
 
 /// A client from `--kubeconfig`, else kube's defaults ($KUBECONFIG, ~/.kube/config, in-cluster).
-pub async fn client(args: &Args) -> Result<Client> {
-    let config = match &args.kubeconfig {
+/// The activator connects the same way.
+pub async fn client(kubeconfig: Option<&std::path::Path>) -> Result<Client> {
+    let config = match kubeconfig {
         Some(path) => {
             let kubeconfig = Kubeconfig::read_from(path)
                 .map_err(|e| Error::Config(format!("kubeconfig {}: {e}", path.display())))?;
@@ -48,7 +49,7 @@ pub fn cancel_on_signals(token: CancellationToken) -> Result<()> {
 
 /// Runs the operator until SIGTERM/SIGINT (Ok) or a fatal error.
 pub async fn run(args: Args) -> Result<()> {
-    let client = client(&args).await?;
+    let client = client(args.kubeconfig.as_deref()).await?;
     let shutdown = CancellationToken::new();
     cancel_on_signals(shutdown.clone())?;
 

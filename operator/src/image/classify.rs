@@ -28,15 +28,7 @@ pub enum Plan {
 /// ([`wasmpod_oci::layers`]): a manifest the shim would refuse is not Wasm here either.
 pub fn plan(m: &OciImageManifest) -> Plan {
     let config = m.config.media_type.as_str();
-    let manifest_layers: Vec<Layer> = m
-        .layers
-        .iter()
-        .map(|l| Layer {
-            media_type: l.media_type.clone(),
-            digest: l.digest.clone(),
-            size: l.size,
-        })
-        .collect();
+    let manifest_layers = layers_of(m);
     match layers::find(config, &manifest_layers) {
         Ok(layers::Wasm::Layer(_)) if config == media_types::WASM_ARTIFACT_CONFIG => Plan::Artifact,
         Ok(layers::Wasm::Layer(_)) => Plan::WasmLayers,
@@ -47,6 +39,18 @@ pub fn plan(m: &OciImageManifest) -> Plan {
         )),
         Err(e) => Plan::NotWasm(format!("the manifest (config {config}): {e}")),
     }
+}
+
+/// A manifest's layers as the shared layer rule ([`wasmpod_oci::layers`]) takes them.
+pub fn layers_of(m: &OciImageManifest) -> Vec<Layer> {
+    m.layers
+        .iter()
+        .map(|l| Layer {
+            media_type: l.media_type.clone(),
+            digest: l.digest.clone(),
+            size: l.size,
+        })
+        .collect()
 }
 
 fn layer_types(m: &OciImageManifest) -> String {
