@@ -152,7 +152,11 @@ wait_activator_ready() {
 at_zero() {
   local app=$1 port want got deadline
   wait_phase "$app" AtZero
-  [[ $($K get deploy "$app" -o jsonpath='{.spec.replicas}') == 0 ]] || fail "deploy/$app not at 0 replicas"
+  deadline=$(( $(date +%s) + 30 ))
+  until [[ $($K get deploy "$app" -o jsonpath='{.spec.replicas}') == 0 ]]; do
+    (( $(date +%s) < deadline )) || fail "deploy/$app not at 0 replicas"
+    sleep 0.2
+  done
   [[ -z $($K get service "$app" -o jsonpath='{.spec.selector}') ]] || fail "Service $app still selects pods at zero"
   port=$($K get wapp "$app" -o jsonpath='{.status.scaleToZero.activatorPort}')
   want=$(activator_ips | sed "s/\$/:$port/" | sort)

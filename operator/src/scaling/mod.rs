@@ -52,7 +52,7 @@ impl Default for Settings {
             activator_admin_port: ACTIVATOR_ADMIN_PORT,
             activity_port: ACTIVITY_PORT,
             poll_interval: Duration::from_secs(1),
-            poll_timeout: Duration::from_millis(500),
+            poll_timeout: Duration::from_secs(2),
         }
     }
 }

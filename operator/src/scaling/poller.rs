@@ -4,7 +4,8 @@
 //! controller to reconcile an app when its idle deadline passed, when a request came while it is
 //! at zero, when the activator's view of it changed, and every round while it is mid-transition.
 //!
-//! A failed poll is logged at debug level and counts as no news, never as traffic.
+//! A failed poll is logged at debug level. At the activator it counts as no news; at a ready
+//! pod it counts as activity (not knowing is not idleness).
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -104,10 +105,13 @@ async fn round(
     for (key, readings) in pods {
         let present = readings.iter().map(|(a, _)| a.clone()).collect();
         for (address, reading) in readings.into_iter() {
-            if let Some(reading) = reading
-                && tracker.observe(&key, &format!("pod@{address}"), &reading, now)
-            {
-                woken.insert(key.clone());
+            match reading {
+                Some(reading) => {
+                    if tracker.observe(&key, &format!("pod@{address}"), &reading, now) {
+                        woken.insert(key.clone());
+                    }
+                }
+                None => tracker.unheard(&key, now),
             }
         }
         tracker.retain_pods(&key, &present);

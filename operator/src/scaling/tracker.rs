@@ -85,6 +85,13 @@ impl Tracker {
         seen
     }
 
+    /// A ready pod of `app` did not answer its poll: not knowing is not idleness, so the app
+    /// counts as active now (a pod that never answers keeps its app from going to zero; a
+    /// slow poll under load must not scale a serving app down).
+    pub fn unheard(&mut self, app: &AppKey, now: Timestamp) {
+        self.apps.entry(app.clone()).or_default().last_seen = Some(now);
+    }
+
     /// Keeps the latest report of the activator endpoint `address` and records its counters.
     /// Returns the apps it shows a request for.
     pub fn activator_report(
