@@ -48,6 +48,9 @@ start_operator() {
   [[ -x $op ]] || skip "operator $op not built (make build)"
   $KUBECTL apply -f "$E2E_DIR/../crds/wasmapp.yaml" >/dev/null
   $KUBECTL wait --for condition=established crd/wasmapps.wasmpod.io --timeout=30s >/dev/null
+  # Established is not yet served: the operator exits when its first list gets a 404.
+  wait_for 30 "wasmapps served by the apiserver" $KUBECTL get wasmapps -n "$NS" ||
+    fail "the apiserver does not serve wasmapps"
   "$op" --kubeconfig "$ADMIN_KUBECONFIG" --http-addr 127.0.0.1:0 --leader-elect false \
     --insecure-registry "$REGISTRY" --watch-namespace "$NS" "$@" >> "$LOGS/operator-test.log" 2>&1 &
   OPERATOR_PID=$!
