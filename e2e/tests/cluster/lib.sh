@@ -41,16 +41,21 @@ summary() {
 
 skip() { echo "$*"; exit 77; }
 
+# install_crd: the WasmApp CRD applied and served (Established is not yet served: a first list
+# right after it can get a 404, which ends the operator and leaves the activator unready).
+install_crd() {
+  $KUBECTL apply -f "$E2E_DIR/../crds/wasmapp.yaml" >/dev/null
+  $KUBECTL wait --for condition=established crd/wasmapps.wasmpod.io --timeout=30s >/dev/null
+  wait_for 30 "wasmapps served by the apiserver" $KUBECTL get wasmapps -n "$NS" ||
+    fail "the apiserver does not serve wasmapps"
+}
+
 # start_operator: the CRD applied and the operator built here running for this test's namespace,
 # logging to $LOGS/operator-test.log, stopped when the test's subshell exits.
 start_operator() {
   local op=$WASMPOD_OPERATOR
   [[ -x $op ]] || skip "operator $op not built (make build)"
-  $KUBECTL apply -f "$E2E_DIR/../crds/wasmapp.yaml" >/dev/null
-  $KUBECTL wait --for condition=established crd/wasmapps.wasmpod.io --timeout=30s >/dev/null
-  # Established is not yet served: the operator exits when its first list gets a 404.
-  wait_for 30 "wasmapps served by the apiserver" $KUBECTL get wasmapps -n "$NS" ||
-    fail "the apiserver does not serve wasmapps"
+  install_crd
   "$op" --kubeconfig "$ADMIN_KUBECONFIG" --http-addr 127.0.0.1:0 --leader-elect false \
     --insecure-registry "$REGISTRY" --watch-namespace "$NS" "$@" >> "$LOGS/operator-test.log" 2>&1 &
   OPERATOR_PID=$!

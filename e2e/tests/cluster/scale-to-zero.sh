@@ -23,6 +23,8 @@ start_activator() {
   root=$(dirname "$E2E_DIR")
   tag=$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -n1)
   [[ -x $WASMPOD_ACTIVATOR ]] || skip "activator $WASMPOD_ACTIVATOR not built (make build)"
+  # It lists WasmApps before it is ready: on a fresh cluster the CRD may not be there yet.
+  install_crd
   IMAGES=wasmpod-activator SKIP_CARGO=1 PUSH=$REGISTRY "$root/images/build.sh" >/dev/null 2>&1 ||
     fail "images/build.sh could not build the activator image"
   apply <<EOF
@@ -108,7 +110,11 @@ wait_phase() {
   local deadline=$(( $(date +%s) + ${3:-90} ))
   until [[ $(phase "$1") == "$2" ]]; do
     (( $(date +%s) < deadline )) || {
-      $K get wapp "$1" -o yaml | sed -n '/^status:/,$p' | head -n 60
+      # What says why first: CI shows the head of a failed test's output.
+      echo "WasmApp $1 not in phase $2 within ${3:-90}s: phase '$(phase "$1")'"
+      $K get wapp "$1" -o json | jq -r '.status.conditions[]? | "  \(.type)=\(.status) \(.reason): \(.message)"'
+      $K get deploy "$1" -o jsonpath='  deploy: {.spec.replicas} wanted, {.status.readyReplicas} ready{"\n"}'
+      echo "  endpoints: $(ready_targets "$1" | tr '\n' ' ')"
       tail -n 20 "$LOGS/operator-test.log"
       fail "WasmApp $1 not in phase $2 within ${3:-90}s (phase '$(phase "$1")')"; }
     sleep 0.2
@@ -126,11 +132,13 @@ ready_targets() {
 
 activator_ips() { $K get pods -l app=wasmpod-activator -o jsonpath='{range .items[*]}{.status.podIP}{"\n"}{end}' | sort; }
 
-# report_of APP: the app's entry in the first activator's /apps report.
-report_of() {
+# activator_requests APP: the requests every activator pod reports answering for the app, summed
+# (the Service spreads requests over all of them).
+activator_requests() {
   local ip
-  ip=$(activator_ips | head -n 1)
-  curl -sS --max-time 5 "http://$ip:9090/apps" | jq -c --arg n "$1" '.apps[] | select(.name == $n)'
+  for ip in $(activator_ips); do
+    curl -sS --max-time 5 "http://$ip:9090/apps" | jq -r --arg n "$1" '.apps[] | select(.name == $n) | .requests'
+  done | awk '{ s += $1 } END { print s + 0 }'
 }
 
 # wait_activator_ready APP: every activator pod reports the app Ready.
@@ -242,7 +250,7 @@ EOF
   out=$(curl -sS --max-time 10 -w ' %{http_code} %{time_total}s' "http://$ip/after-idle")
   echo "first request at zero: $out"
   [[ $out == "hello from wasmpod http"*" 200 "* ]] || fail "first request at zero: '$out'"
-  [[ $(report_of s2z | jq .requests) -ge 1 ]] || fail "the activator did not count the request: $(report_of s2z)"
+  (( $(activator_requests s2z) >= 1 )) || fail "no activator pod counted the request"
   serving s2z
 
   # Steady traffic to the pods keeps the app up past its idle time: the operator reads the
@@ -284,8 +292,10 @@ test_scale_to_zero_handover_under_steady_stream() {
     sleep 0.2
   done
   stream_stop
-  echo "activator: $(report_of stream | jq -c '{requests, inFlight}'), pods: $(pod_requests stream) requests"
-  [[ $(report_of stream | jq .requests) -ge 1 ]] || fail "the activator answered none of the stream"
+  local by_activator
+  by_activator=$(activator_requests stream)
+  echo "activators: $by_activator requests, pods: $(pod_requests stream) requests"
+  ((by_activator >= 1)) || fail "the activator answered none of the stream"
 }
 
 test_scale_to_zero_caps_held_requests_and_cpu() {
@@ -385,15 +395,21 @@ test_scale_to_zero_restarts_and_races() {
   $K rollout status deploy/wasmpod-activator --timeout=120s >/dev/null
   stream_stop
 
-  # A request racing the next scale-down: caught during ScalingDown, it is answered, and the
-  # app ends up serving it from pods, never stranded at zero without having seen it.
-  local deadline=$(( $(date +%s) + 60 ))
-  until [[ $(phase race) == ScalingDown ]]; do
-    (( $(date +%s) < deadline )) || fail "race never went through ScalingDown"
-    sleep 0.05
-  done
+  # A request racing the next scale-down: sent the moment a watch shows ScalingDown (a phase of
+  # one or two reconciles, which polling can miss), it is answered, and the app ends up serving
+  # from pods, never stranded at zero without having seen it.
+  local answer svc watcher p
+  answer=$(mktemp); svc=$(svc_ip race)
+  while read -r p; do
+    [[ $p == ScalingDown ]] || continue
+    curl -sS --max-time 10 -w ' %{http_code}' "http://$svc/racing" > "$answer" 2>&1 || true
+    break
+  done < <(timeout 90 $K get wapp race --watch -o jsonpath='{.status.scaleToZero.phase}{"\n"}')
+  watcher=$!
+  kill "$watcher" 2>/dev/null || true
+  [[ -s $answer ]] || fail "race never went through ScalingDown within 90 s"
   local out
-  out=$(curl -sS --max-time 10 -w ' %{http_code}' "http://$(svc_ip race)/racing")
+  out=$(cat "$answer"); rm -f "$answer"
   echo "request during ScalingDown: $out"
   [[ $out == *" 200" ]] || {
     $K get endpointslices -l kubernetes.io/service-name=race -o yaml | grep -E "name:|addresses|- 10\.|ready|port:|managed-by"
