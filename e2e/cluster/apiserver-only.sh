@@ -25,7 +25,7 @@ stop() {
 }
 
 start() {
-  local k8s etcd ports ep pp ap
+  local k8s etcd ep pp ap
   if pid_alive "$pids/kube-apiserver.pid" && pid_alive "$pids/etcd.pid" && [[ -s $dir/kubeconfig ]]; then
     echo "$dir/kubeconfig"; return 0
   fi
@@ -33,20 +33,40 @@ start() {
   etcd=$("$here/../build-deps.sh" --print-dir etcd)
   [[ -x $k8s/kube-apiserver && -x $etcd/etcd ]] || die "run e2e/build-deps.sh etcd kubernetes first"
 
-  # Three distinct free loopback ports (a tiny race with other binders is acceptable for tests).
-  read -r ep pp ap < <(python3 -c '
-import socket
-ss = [socket.socket() for _ in range(3)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in ss])')
-  echo "etcd-client=$ep etcd-peer=$pp apiserver=$ap" > "$dir/ports"
-
   pki_ca "$pki"
   pki_leaf "$pki" apiserver /CN=kube-apiserver \
     "extendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1,DNS:kubernetes.default.svc"
   pki_leaf "$pki" admin "/O=system:masters/CN=admin" extendedKeyUsage=clientAuth
   pki_sa_key "$pki"
 
+  # A free port stays free only until someone binds it: instances started side by side (the
+  # test binaries run their tests in parallel) can pick the same one. The loser exits at once,
+  # and an apiserver whose etcd lost would serve another instance's data. So: both daemons
+  # alive once the apiserver answers, or new ports.
+  local attempt
+  for attempt in 1 2 3 4 5; do
+    read -r ep pp ap < <(python3 -c '
+import socket
+ss = [socket.socket() for _ in range(3)]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in ss])')
+    echo "etcd-client=$ep etcd-peer=$pp apiserver=$ap" > "$dir/ports"
+    start_daemons "$k8s" "$etcd" "$ep" "$pp" "$ap"
+    write_kubeconfig "$dir/kubeconfig" "https://127.0.0.1:$ap" "$pki/ca.crt" "$pki/admin.crt" "$pki/admin.key"
+    if own_apiserver_ready "$ap"; then
+      echo "$dir/kubeconfig"; return 0
+    fi
+    log "attempt $attempt: etcd or kube-apiserver did not come up on ports $ep/$pp/$ap; trying others"
+    tail -n 5 "$logs/kube-apiserver.log" "$logs/etcd.log" >&2 || true
+    stop_daemon kube-apiserver "$pids" 10
+    stop_daemon etcd "$pids" 10
+    rm -rf "$dir/etcd"
+  done
+  stop; exit 1
+}
+
+start_daemons() { # start_daemons K8S_DIR ETCD_DIR ETCD_CLIENT_PORT ETCD_PEER_PORT APISERVER_PORT
+  local k8s=$1 etcd=$2 ep=$3 pp=$4 ap=$5
   start_daemon etcd "$pids" "$logs" "$etcd/etcd" --name=n1 --data-dir="$dir/etcd" --unsafe-no-fsync \
     --listen-client-urls="http://127.0.0.1:$ep" --advertise-client-urls="http://127.0.0.1:$ep" \
     --listen-peer-urls="http://127.0.0.1:$pp" --initial-advertise-peer-urls="http://127.0.0.1:$pp" \
@@ -62,14 +82,21 @@ print(*[s.getsockname()[1] for s in ss])')
     --service-account-issuer=https://kubernetes.default.svc --service-account-key-file="$pki/sa.pub" \
     --service-account-signing-key-file="$pki/sa.key" --profiling=false --v=0 \
     --endpoint-reconciler-type=none
+}
 
-  write_kubeconfig "$dir/kubeconfig" "https://127.0.0.1:$ap" "$pki/ca.crt" "$pki/admin.crt" "$pki/admin.key"
-  if ! wait_for 60 "kube-apiserver on 127.0.0.1:$ap" curl -fsS --cacert "$pki/ca.crt" \
-       --cert "$pki/admin.crt" --key "$pki/admin.key" "https://127.0.0.1:$ap/readyz"; then
-    tail -n 30 "$logs/kube-apiserver.log" "$logs/etcd.log" >&2 || true
-    stop; exit 1
-  fi
-  echo "$dir/kubeconfig"
+# own_apiserver_ready PORT: this instance's apiserver answers /readyz (with this instance's CA
+# and client cert) while both of its daemons still run; fails as soon as one has exited.
+own_apiserver_ready() {
+  local deadline=$(( $(date +%s) + 60 ))
+  while (( $(date +%s) < deadline )); do
+    pid_alive "$pids/etcd.pid" && pid_alive "$pids/kube-apiserver.pid" || return 1
+    if curl -fsS --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
+         "https://127.0.0.1:$1/readyz" >/dev/null 2>&1; then
+      pid_alive "$pids/etcd.pid" && pid_alive "$pids/kube-apiserver.pid"; return
+    fi
+    sleep 0.2
+  done
+  return 1
 }
 
 $cmd

@@ -286,7 +286,10 @@ async fn sigterm_keeps_the_runtime_unless_the_daemonset_is_gone() {
     assert!(node.config().contains("runtimes.wasmpod"), "runtime kept");
     assert!(node.path("bin/containerd-shim-wasmpod-v1").exists());
 
-    // The next pod finds everything in place: no restart.
+    // The next pod finds everything in place: no restart. The first pod's ready file is still
+    // there: without removing it, the wait below would pass before this pod even set up its
+    // SIGTERM handler, and the signal sent next would kill it.
+    std::fs::remove_file(node.path("ready")).unwrap();
     let mut installer = node.installer(&api, &["install", "--wait"]);
     wait_for("ready file", || async { node.path("ready").exists() }).await;
     assert_eq!(node.restarts(), 1, "re-run restarted nothing");
@@ -432,6 +435,8 @@ async fn node_annotation_uninstalls_that_node_only_and_removing_it_reinstalls() 
     // A restarted pod on n2 keeps away while the annotation is there.
     sigterm(&on_n2);
     assert!(exited_ok(&mut on_n2).await);
+    // The earlier pod's ready file would satisfy the wait before this one decided anything.
+    std::fs::remove_file(n2.path("ready")).unwrap();
     let on_n2 = n2.installer(&api, &["install", "--wait"]);
     wait_for("n2 ready file", || async { n2.path("ready").exists() }).await;
     assert_eq!(n2.config(), ORIGINAL, "a restarted pod did not reinstall");
