@@ -396,25 +396,34 @@ test_scale_to_zero_restarts_and_races() {
   stream_stop
 
   # A request racing the next scale-down: sent the moment a watch shows ScalingDown (a phase of
-  # one or two reconciles, which polling can miss), it is answered, and the app ends up serving
-  # from pods, never stranded at zero without having seen it.
-  local answer svc watcher p
-  answer=$(mktemp); svc=$(svc_ip race)
+  # one or two reconciles, which polling can miss), it is answered. Then, the moment the app is
+  # AtZero, one more request goes straight to the pod on its way out, as a client whose
+  # kube-proxy rules still point there would send it: the pod answers (its preStop delay), and
+  # the operator must count that request like any other. Either way the app ends up serving
+  # from pods again, never stranded at zero after requests it did not see.
+  local answer direct svc watcher p pod_ip
+  answer=$(mktemp); direct=$(mktemp); svc=$(svc_ip race)
   while read -r p; do
-    [[ $p == ScalingDown ]] || continue
-    curl -sS --max-time 10 -w ' %{http_code}' "http://$svc/racing" > "$answer" 2>&1 || true
-    break
+    if [[ $p == ScalingDown && ! -s $answer ]]; then
+      curl -sS --max-time 10 -w ' %{http_code}' "http://$svc/racing" > "$answer" 2>&1 || echo " failed" >> "$answer"
+    elif [[ $p == AtZero && -s $answer ]]; then
+      pod_ip=$($K get pods -l wasmpod.io/app=race -o jsonpath='{.items[0].status.podIP}')
+      curl -sS --max-time 10 -w ' %{http_code}' "http://$pod_ip:8080/leaving" > "$direct" 2>&1 || echo " failed" >> "$direct"
+      break
+    fi
   done < <(timeout 90 $K get wapp race --watch -o jsonpath='{.status.scaleToZero.phase}{"\n"}')
   watcher=$!
   kill "$watcher" 2>/dev/null || true
   [[ -s $answer ]] || fail "race never went through ScalingDown within 90 s"
-  local out
-  out=$(cat "$answer"); rm -f "$answer"
-  echo "request during ScalingDown: $out"
+  [[ -s $direct ]] || fail "race never reached AtZero after the racing request within 90 s"
+  local out leaving
+  out=$(cat "$answer"); leaving=$(cat "$direct"); rm -f "$answer" "$direct"
+  echo "request during ScalingDown: $out; at zero, straight to the leaving pod $pod_ip: $leaving"
   [[ $out == *" 200" ]] || {
     $K get endpointslices -l kubernetes.io/service-name=race -o yaml | grep -E "name:|addresses|- 10\.|ready|port:|managed-by"
     $K get pods -o wide; $K get svc race -o yaml | grep -A3 selector
     fail "a request during ScalingDown got '$out'"; }
+  [[ $leaving == *" 200" ]] || fail "the pod on its way out did not answer: '$leaving'"
   serving race
 
   # The image turns invalid while the app is at zero: the status says so, naming the image, and

@@ -5,7 +5,9 @@
 //! at zero, when the activator's view of it changed, and every round while it is mid-transition.
 //!
 //! A failed poll is logged at debug level. At the activator it counts as no news; at a ready
-//! pod it counts as activity (not knowing is not idleness).
+//! pod it counts as activity (not knowing is not idleness). Pods that just left the Service's
+//! endpoints (the app went to zero) are still asked for a while: a request a pod served on its
+//! way out wakes the app like any other.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -102,9 +104,9 @@ async fn round(
     if listed.is_some() {
         tracker.retain_activators(&activators.iter().cloned().collect());
     }
-    for (key, readings) in pods {
-        let present = readings.iter().map(|(a, _)| a.clone()).collect();
-        for (address, reading) in readings.into_iter() {
+    for (key, polled) in pods {
+        let present = polled.ready.iter().map(|(a, _)| a.clone()).collect();
+        for (address, reading) in polled.ready {
             match reading {
                 Some(reading) => {
                     if tracker.observe(&key, &format!("pod@{address}"), &reading, now) {
@@ -114,7 +116,15 @@ async fn round(
                 None => tracker.unheard(&key, now),
             }
         }
-        tracker.retain_pods(&key, &present);
+        // A pod on its way out that does not answer has simply gone.
+        for (address, reading) in polled.lingering {
+            if let Some(reading) = reading
+                && tracker.observe_lingering(&key, &address, &reading, now)
+            {
+                woken.insert(key.clone());
+            }
+        }
+        tracker.retain_pods(&key, &present, now, LINGER);
     }
     let keys: HashSet<AppKey> = apps.iter().filter_map(|a| key_of(a)).collect();
     tracker.retain_apps(&keys);
@@ -207,14 +217,45 @@ async fn activator_addresses(ctx: &Context) -> Option<Vec<String>> {
 
 type Readings = Vec<(String, Option<Activity>)>;
 
-/// Polls the ready pods behind the Service of every app that may serve from its pods.
+/// How long a pod that left its Service's endpoints is still asked for its counters after it
+/// last answered: past the preStop delay of a pod going away, with room for a slow poll.
+const LINGER: SignedDuration = SignedDuration::from_secs(10);
+
+/// One app's pod readings: the ready endpoints behind its Service, and the pods that left them
+/// lately ([`Tracker::lingering_pods`]).
+struct PodReadings {
+    ready: Readings,
+    lingering: Readings,
+}
+
+async fn poll_addresses(
+    addresses: Vec<String>,
+    port: u16,
+    timeout: std::time::Duration,
+) -> Readings {
+    join_all(addresses.into_iter().map(|a| async move {
+        let reading = match socket(&a, port) {
+            Some(addr) => get_json::<Activity>(addr, ACTIVITY_PATH, timeout)
+                .await
+                .inspect_err(|e| tracing::debug!(error = %e, "no activity report from a pod"))
+                .ok(),
+            None => None,
+        };
+        (a, reading)
+    }))
+    .await
+}
+
+/// Polls the ready pods behind the Service of every app that may serve from its pods, and the
+/// pods that left it lately.
 async fn poll_pods(
     ctx: &Context,
     apps: &[Arc<WasmApp>],
     slices: &Store<EndpointSlice>,
-) -> Vec<(AppKey, Readings)> {
+) -> Vec<(AppKey, PodReadings)> {
     let settings = &ctx.options.scaling;
     let all = slices.state();
+    let now = Timestamp::now();
     let polls = apps.iter().filter_map(|app| {
         let key = key_of(app)?;
         let mine: Vec<_> = all
@@ -225,21 +266,17 @@ async fn poll_pods(
             .map(AsRef::as_ref)
             .collect();
         let addresses = endpoints::ready_addresses(mine);
+        let lingering = ctx
+            .scaling
+            .tracker()
+            .lingering_pods(&key, &addresses, now, LINGER);
+        let (port, timeout) = (settings.activity_port, settings.poll_timeout);
         Some(async move {
-            let readings = join_all(addresses.into_iter().map(|a| async move {
-                let reading = match socket(&a, settings.activity_port) {
-                    Some(addr) => get_json::<Activity>(addr, ACTIVITY_PATH, settings.poll_timeout)
-                        .await
-                        .inspect_err(
-                            |e| tracing::debug!(error = %e, "no activity report from a pod"),
-                        )
-                        .ok(),
-                    None => None,
-                };
-                (a, reading)
-            }))
-            .await;
-            (key, readings)
+            let (ready, lingering) = futures::join!(
+                poll_addresses(addresses, port, timeout),
+                poll_addresses(lingering, port, timeout)
+            );
+            (key, PodReadings { ready, lingering })
         })
     });
     join_all(polls).await

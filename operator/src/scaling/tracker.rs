@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use wasmpod_oci::activity::{ActivatorReport, Activity};
 
 /// An app: `(namespace, name)`.
@@ -19,6 +19,8 @@ pub type AppKey = (String, String);
 struct Counter {
     instance: String,
     requests: u64,
+    /// When the source last answered.
+    heard: Timestamp,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -76,6 +78,7 @@ impl Tracker {
             Counter {
                 instance: reading.instance.clone(),
                 requests: reading.requests,
+                heard: now,
             },
         );
         let seen = grew || reading.in_flight > 0;
@@ -83,6 +86,52 @@ impl Tracker {
             traffic.last_seen = Some(now);
         }
         seen
+    }
+
+    /// Records a reading of a pod that left the Service's endpoints (see
+    /// [`Self::lingering_pods`]): only growth of the same process counts, since a new process
+    /// at that address may be another app's pod that got the IP. Returns whether it shows a
+    /// request.
+    pub fn observe_lingering(
+        &mut self,
+        app: &AppKey,
+        address: &str,
+        reading: &Activity,
+        now: Timestamp,
+    ) -> bool {
+        let source = format!("pod@{address}");
+        let same_process = self
+            .apps
+            .get(app)
+            .and_then(|t| t.sources.get(&source))
+            .is_some_and(|c| c.instance == reading.instance);
+        same_process && self.observe(app, &source, reading, now)
+    }
+
+    /// Pods of `app` heard from within `grace` of `now` that are not among `current` (the ready
+    /// endpoints behind its Service). A pod leaves the endpoints when the app goes to zero, but
+    /// kube-proxy and clients can still reach it until it exits (the preStop delay keeps it
+    /// answering): a request it served then must still count, or it would be served and never
+    /// seen, and the app would stay at zero as if nobody had asked.
+    pub fn lingering_pods(
+        &self,
+        app: &AppKey,
+        current: &[String],
+        now: Timestamp,
+        grace: SignedDuration,
+    ) -> Vec<String> {
+        let Some(traffic) = self.apps.get(app) else {
+            return Vec::new();
+        };
+        let mut pods: Vec<String> = traffic
+            .sources
+            .iter()
+            .filter_map(|(s, c)| Some((s.strip_prefix("pod@")?, c)))
+            .filter(|(a, c)| !current.iter().any(|x| x == a) && now < c.heard + grace)
+            .map(|(a, _)| a.to_string())
+            .collect();
+        pods.sort();
+        pods
     }
 
     /// A ready pod of `app` did not answer its poll: not knowing is not idleness, so the app
@@ -130,11 +179,18 @@ impl Tracker {
         }
     }
 
-    /// Forgets pods of `app` other than `addresses`.
-    pub fn retain_pods(&mut self, app: &AppKey, addresses: &HashSet<String>) {
+    /// Forgets pods of `app` other than `addresses`, unless heard from within `grace` of `now`
+    /// (they may be lingering: see [`Self::lingering_pods`]).
+    pub fn retain_pods(
+        &mut self,
+        app: &AppKey,
+        addresses: &HashSet<String>,
+        now: Timestamp,
+        grace: SignedDuration,
+    ) {
         if let Some(traffic) = self.apps.get_mut(app) {
-            traffic.sources.retain(|s, _| match s.strip_prefix("pod@") {
-                Some(a) => addresses.contains(a),
+            traffic.sources.retain(|s, c| match s.strip_prefix("pod@") {
+                Some(a) => addresses.contains(a) || now < c.heard + grace,
                 None => true,
             });
         }
@@ -234,6 +290,37 @@ mod tests {
             "a pod that appeared after the first round and served"
         );
         assert_eq!(t.idle_base(&key(), Some(at(1))), at(7));
+    }
+
+    #[test]
+    fn a_pod_that_left_the_endpoints_still_counts_until_it_goes_quiet() {
+        let grace = SignedDuration::from_secs(10);
+        let mut t = Tracker::new(at(0));
+        t.warm_up();
+        t.observe(&key(), "pod@p", &reading("a", 5, 0), at(1));
+        // The app went to zero: p is no longer behind the Service, but still answers.
+        assert_eq!(t.lingering_pods(&key(), &[], at(2), grace), ["p"]);
+        assert_eq!(
+            t.lingering_pods(&key(), &["p".into()], at(2), grace),
+            Vec::<String>::new()
+        );
+        assert!(
+            t.observe_lingering(&key(), "p", &reading("a", 6, 0), at(3)),
+            "served while leaving"
+        );
+        assert_eq!(t.last_seen(&key()), Some(at(3)));
+        assert!(
+            !t.observe_lingering(&key(), "p", &reading("z", 9, 0), at(4)),
+            "another process at that address is not this app's pod"
+        );
+        t.retain_pods(&key(), &HashSet::new(), at(12), grace);
+        assert_eq!(
+            t.lingering_pods(&key(), &[], at(12), grace),
+            ["p"],
+            "heard at 3, kept until 13"
+        );
+        t.retain_pods(&key(), &HashSet::new(), at(13), grace);
+        assert!(t.lingering_pods(&key(), &[], at(13), grace).is_empty());
     }
 
     #[test]
