@@ -11,6 +11,7 @@ source "$CLUSTER_DIR/lib.sh"
 source "$here/lib.sh"
 source "$here/capabilities.sh"
 source "$here/scale-to-zero.sh"
+source "$here/faults.sh"
 
 HELLO_IMAGE=$REGISTRY/wasmpod-test/hello-http:v1
 BUSYBOX_IMAGE=$REGISTRY/library/busybox:1.35
@@ -638,7 +639,12 @@ tests=("$@")
                            test_scale_to_zero_handover_under_steady_stream
                            test_scale_to_zero_caps_held_requests_and_cpu
                            test_scale_to_zero_restarts_and_races
+                           test_fault_shim_killed_under_load
+                           test_fault_containerd_restart_keeps_20_pods_serving
+                           test_fault_operator_failover_with_100_apps
                            test_wasm_pod_cost_is_charged_to_the_pod)
+# Not in the default list, as it fails today (see faults.sh): test_fault_apiserver_restart_operator_resumes;
+# run it by name.
 # The tests of the cgroup v2 VM node, when the cluster has it (WASMPOD_V2_NODE=1).
 V2_TESTS=(test_v2_node_runs_container_pods_across_nodes
           test_v2_wasm_pod_cost_is_charged_to_the_pod)
