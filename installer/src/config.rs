@@ -23,6 +23,11 @@ pub use wasmpod_oci::names::{HANDLER, RUNTIME_TYPE};
 pub const MARKER: &str =
     "# wasmpod runtime: managed by wasmpod-node-installer, removed when it is uninstalled";
 
+/// Comment above a `version` key the installer added to a file that had none (empty, comments
+/// only, or unrelated settings): uninstall takes it out again when nothing else needs it.
+pub const VERSION_MARKER: &str =
+    "# version: added by wasmpod-node-installer for its runtime, removed when it is uninstalled";
+
 /// The two config layouts the installer edits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
@@ -154,7 +159,8 @@ pub fn merge(
         doc.set_trailing("");
         doc.insert("version", value(layout.version()));
         if let Some(mut key) = doc.key_mut("version") {
-            key.leaf_decor_mut().set_prefix(comments);
+            key.leaf_decor_mut()
+                .set_prefix(format!("{comments}{VERSION_MARKER}\n"));
         }
     }
     let runtimes = runtimes_mut(path, &mut doc, layout, true)?
@@ -224,10 +230,43 @@ pub fn remove(path: &Path, text: &str, previous: Option<&str>) -> Result<(String
         }
         None => {
             runtimes.remove(HANDLER);
+            drop_added_version(&mut doc);
         }
     }
     let new = doc.to_string();
     Ok((new.clone(), new != text))
+}
+
+/// Takes out the `version` key [`merge`] added, with its marker, and puts the comments that were
+/// above it back at the end of the file where they were: only while no plugin setting is left,
+/// since without `version` containerd would read one in the legacy layout.
+fn drop_added_version(doc: &mut DocumentMut) {
+    let Some(prefix) = doc
+        .key("version")
+        .and_then(|k| k.leaf_decor().prefix())
+        .and_then(|p| p.as_str())
+        .map(str::to_string)
+    else {
+        return;
+    };
+    let Some(comments) = prefix.strip_suffix(&format!("{VERSION_MARKER}\n")) else {
+        return;
+    };
+    if doc.get("plugins").is_some_and(|p| !only_empty_tables(p)) {
+        return;
+    }
+    doc.remove("version");
+    doc.remove("plugins");
+    let trailing = doc.trailing().as_str().unwrap_or_default().to_string();
+    doc.set_trailing(format!("{comments}{trailing}"));
+}
+
+/// Whether `item` holds no value, only (nested) tables without one.
+fn only_empty_tables(item: &Item) -> bool {
+    match item.as_table_like() {
+        Some(t) => t.iter().all(|(_, v)| only_empty_tables(v)),
+        None => item.is_none(),
+    }
 }
 
 /// The `containerd.runtimes` table of the layout's CRI plugin; missing tables on the way are

@@ -111,6 +111,42 @@ fn merge_then_remove_gives_back_the_original_bytes() {
     }
 }
 
+/// Found by the `containerd_toml` fuzz target: an empty file came back as `version = 2`.
+#[test]
+fn merge_then_remove_restores_a_file_that_had_no_version() {
+    for before in [
+        "",
+        "# only a comment\n",
+        "root = \"/var/lib/containerd\"\n",
+        "root = \"/x\"\n# a comment at the end\n",
+    ] {
+        let m = merge(
+            Path::new("c.toml"),
+            before,
+            SHIM,
+            SystemdCgroup::Auto,
+            Some(2),
+        )
+        .unwrap();
+        assert!(m.text.contains("version = 2"), "{before:?}: {}", m.text);
+        let (after, changed) = remove(Path::new("c.toml"), &m.text, None).unwrap();
+        assert!(changed);
+        assert_eq!(after, before, "uninstall must restore {before:?}");
+    }
+}
+
+#[test]
+fn an_added_version_stays_while_other_plugin_settings_need_it() {
+    let m = merge(Path::new("c.toml"), "", SHIM, SystemdCgroup::Auto, Some(2)).unwrap();
+    let edited = format!(
+        "{}\n[plugins.\"io.containerd.grpc.v1.cri\"]\nsandbox_image = \"p\"\n",
+        m.text
+    );
+    let (after, _) = remove(Path::new("c.toml"), &edited, None).unwrap();
+    assert!(after.contains("version = 2"), "{after}");
+    assert!(after.contains("sandbox_image"), "{after}");
+}
+
 #[test]
 fn merging_twice_changes_nothing() {
     for name in [
@@ -215,7 +251,8 @@ fn empty_config_needs_a_version_and_then_gets_one() {
     let m = merge(path, "# empty\n", SHIM, SystemdCgroup::Auto, Some(3)).unwrap();
     assert_eq!(
         m.text,
-        "# empty\nversion = 3\n\n# wasmpod runtime: managed by wasmpod-node-installer, removed when \
+        "# empty\n# version: added by wasmpod-node-installer for its runtime, removed when it is \
+         uninstalled\nversion = 3\n\n# wasmpod runtime: managed by wasmpod-node-installer, removed when \
          it is uninstalled\n[plugins.\"io.containerd.cri.v1.runtime\".containerd.runtimes.wasmpod]\n\
          runtime_type = \"io.containerd.wasmpod.v1\"\n\
          runtime_path = \"/opt/wasmpod/bin/containerd-shim-wasmpod-v1\"\n"

@@ -214,7 +214,11 @@ fn missing_config_needs_a_version() {
     assert!(err.to_string().contains("--config-version"), "{err}");
     node.settings.config_version = Some(2);
     install(&node.settings).unwrap();
-    assert!(node.config().unwrap().starts_with("version = 2\n"));
+    let config = node.config().unwrap();
+    assert!(
+        config.starts_with(&format!("{}\nversion = 2\n", crate::config::VERSION_MARKER)),
+        "{config}"
+    );
 }
 
 #[test]
