@@ -12,10 +12,12 @@ CARGO_TEST := cargo test --release --workspace
 # The cluster and install suites join the cgroup v2 VM node (e2e/cluster/node-v2.sh) and run its
 # tests too; V2_NODE=0 leaves it out (faster, the host node only).
 V2_NODE ?= 1
+# The kubelet's maxPods while `make bench-cluster` runs (its density figure aims at 1,000 pods).
+BENCH_MAX_PODS ?= 1100
 
 .PHONY: help deps go-deps build components generate verify lint fmt images chart-lint chart-dry-run test-shim-v2 test-build bench-cluster \
         check test test-unit test-integration test-shim test-operator test-installer test-cluster test-install \
-        bench bench-shim bench-operator
+        bench bench-shim bench-operator fuzz fuzz-ci
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -43,10 +45,12 @@ verify: ## Fail when a generated file (CRD, chart CRD, deploy/) is stale
 
 lint: deps ## cargo fmt --check and clippy -D warnings
 	cargo fmt --all -- --check
+	rustfmt --edition 2024 --check fuzz/fuzz_targets/*.rs
 	cargo clippy --release --workspace --all-targets -- -D warnings
 
 fmt: ## Format the code
 	cargo fmt --all
+	rustfmt --edition 2024 fuzz/fuzz_targets/*.rs
 
 test-unit: deps ## Unit tests of every crate
 	$(CARGO_TEST) --lib --bins
@@ -104,7 +108,7 @@ timed = $(foreach t,$(1),scripts/timed.sh $(t) $(MAKE) --no-print-directory $(t)
 # daemons); its output comes in one piece when it ends. Then the cluster tiers, one at a time.
 test-integration: build components go-deps ## Every tier that needs real containerd, an apiserver or the cluster
 	@scripts/beside.sh '$(call timed,test-shim-v2)' -- \
-	  bash -c '$(call timed,test-shim test-operator test-installer chart-lint chart-dry-run)'
+	  bash -c '$(call timed,test-shim test-operator test-installer chart-lint chart-dry-run fuzz-ci)'
 	@$(call timed,test-cluster test-install)
 
 # `check` first: a simple mistake fails in minutes, before anything else is built. Then the Go
@@ -116,17 +120,27 @@ test: deps ## Everything CI runs (.ci/run): `check`, then the integration tiers
 
 bench: bench-shim bench-operator bench-cluster ## All benchmarks, with ratios against their baselines
 
-bench-shim: build components ## Shim: start vs runc, idle memory, HTTP vs wasmtime serve; BENCH_BASELINE_REF=<ref> adds that ref's shim
+bench-shim: build components ## Shim: start vs runc, idle memory, HTTP vs wasmtime serve and native hyper; BENCH_BASELINE_REF=<ref> adds that ref's shim
 	@e2e/build-deps.sh containerd2
 	@e2e/bench/shim-bench.sh
 
-bench-cluster: build components go-deps ## Cluster: first request at zero (activator) vs the pod path from 0 replicas, activator memory per app
-	@e2e/cluster/up.sh >/dev/null
+bench-cluster: build components go-deps ## Cluster: scale to zero vs the pod path, pod start and density vs runc, soak; BENCH_SECTIONS= picks
+	@WASMPOD_MAX_PODS=$(BENCH_MAX_PODS) e2e/cluster/up.sh >/dev/null
 	@e2e/bench/cluster-bench.sh
 
 bench-operator: deps ## Operator: 1000 WasmApps against etcd + kube-apiserver
 	@e2e/build-deps.sh etcd kubernetes
 	cargo bench --workspace --bench apps
+
+FUZZ_S ?= 30
+# CI's short run, beside the VM tier: the regression inputs and a fixed set of inputs to the targets
+# whose instrumented build is small. wasm_load instruments all of wasmtime (17 min cold on 2
+# cores), so it runs in `make fuzz` only.
+fuzz-ci: deps ## `make fuzz` for 20000 inputs per target from a fixed seed (deterministic), without wasm_load
+	@FUZZ_RUNS=20000 FUZZ_TARGETS="oci_image containerd_toml" scripts/fuzz.sh
+
+fuzz: deps ## cargo-fuzz targets (OCI image parsing, containerd TOML merge, Wasm loading), FUZZ_S seconds each, after their regression inputs
+	@FUZZ_S=$(FUZZ_S) scripts/fuzz.sh
 
 include e2e/Makefile.cluster.mk
 
