@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # `make bench-cluster`: figures of wasmpod on the local cluster (`make cluster-up`), each beside
 # its baseline measured in the same run, with their ratio. No figure is asserted: these are
-# measurements, printed.
+# measurements, printed. BENCH_SECTIONS picks (default all, in this order):
 #
-# Scale to zero (the activator vs the pod path):
+# scale-to-zero (the activator vs the pod path):
 # - first request to an app at zero: BENCH_ACTIVATIONS apps (default 20), each idle and at zero,
 #   asked once through its Service's ClusterIP from the node; the activator answers (p50, p99);
 # - baseline: a WasmApp without scaleToZero, from 0 replicas to its first answer through the
@@ -11,6 +11,10 @@
 #   endpoints, kube-proxy), BENCH_ACTIVATIONS rounds;
 # - the activator's memory per idle precompiled app: its PSS with no app, then with
 #   BENCH_ACTIVATIONS apps prepared, divided by the count.
+# pod-start: a Pod created to Ready (watch), Wasm vs runc, one at a time and 10 at once
+#   (e2e/bench/pod_start.py).
+# density: as many Wasm pods as the node holds vs runc in the same time (e2e/bench/density.sh).
+# soak: minutes at saturation into 2 Wasm replicas, shim RSS per minute (e2e/bench/soak.sh).
 #
 # The operator runs on the host and the activator as two pods, as in the cluster tests
 # (e2e/tests/cluster/scale-to-zero.sh, whose helpers this uses), in a namespace of its own.
@@ -20,6 +24,11 @@ source "$here/../cluster/env.sh"
 source "$CLUSTER_DIR/lib.sh"
 source "$here/../tests/cluster/lib.sh"
 source "$here/../tests/cluster/scale-to-zero.sh"
+source "$here/density.sh"
+source "$here/soak.sh"
+SECTIONS=${BENCH_SECTIONS:-scale-to-zero pod-start density soak}
+section() { [[ " $SECTIONS " == *" $1 "* ]]; }
+HELLO_IMAGE=$REGISTRY/wasmpod-test/hello-http:v1
 
 N=${BENCH_ACTIVATIONS:-20}
 NS=wasmpod-bench-$(date +%s)
@@ -49,7 +58,8 @@ pss_of_activator() {
   awk '/^Pss:/ { print $2 }' "/proc/$pid/smaps_rollup"
 }
 
-log "bench namespace $NS; $N activations"
+scale_to_zero_bench() {
+local i out t0 t1 r ip a50 a99 p50 p99 per_app pss_empty pss_apps activations pod_path
 start_activator
 start_s2z_operator
 pss_empty=$(pss_of_activator)
@@ -98,3 +108,13 @@ printf '%-48s p50 %8.1f ms   p99 %8.1f ms\n' "activator (in-process, precompiled
 printf '%-48s p50 %8.1f ms   p99 %8.1f ms\n' "baseline: pod path from 0 replicas ($N rounds)" "$p50" "$p99"
 awk -v a="$a50" -v p="$p50" 'BEGIN { printf "%-48s %.0fx faster at p50 (target: >= 50x, p50 <= 20 ms)\n", "ratio", p / a }'
 echo "== activator memory: PSS $((pss_empty / 1024)) MiB with no app, $((pss_apps / 1024)) MiB with $N idle precompiled apps: $per_app KiB per app"
+}
+
+log "bench namespace $NS; sections: $SECTIONS"
+if section scale-to-zero; then scale_to_zero_bench; fi
+if section pod-start; then
+  python3 "$here/pod_start.py" --kubectl "$KUBECTL" --namespace "$NS" --node "$NODE_NAME" \
+    --wasm-image "$WASM_HTTP_IMAGE" --runc-image "$HELLO_IMAGE" --pods "${BENCH_POD_STARTS:-30}"
+fi
+if section density; then density_bench; fi
+if section soak; then soak_bench; fi

@@ -4,7 +4,8 @@
 #      native hello, median of $RUNS runs each;
 #   2. memory: RSS and PSS of every process the runtime adds for one idle HTTP container;
 #   3. HTTP: requests/s and p99 of hello-http served by the shim vs `wasmtime serve` of the
-#      same wasmtime version, same component, same load generator (wrk -t2 -c50);
+#      same wasmtime version, same component, same load generator (wrk -t2 -c50), and beside
+#      them the physical limit: a native hyper server giving the same answer (native-hello);
 #   4. outgoing HTTP: requests/s of a handler that calls another local HTTP server for every
 #      request (hello-http's /fetch), naming it by a DNS name (the pod's resolv.conf, dnsmasq in
 #      the pod's netns, cached by the guest's resolver) vs by IP, same run;
@@ -170,13 +171,20 @@ ip netns exec $ns "$WASMTIME" serve -Scli --addr 127.0.0.1:8081 "$COMP/hello-htt
 pids+=($!)
 for _ in $(seq 100); do ip netns exec $ns curl -sf http://127.0.0.1:8081/ >/dev/null && break; sleep 0.1; done
 out=$(load http://127.0.0.1:8081/); ws_rps=$(echo "$out" | parse_rps); ws_p99=$(echo "$out" | parse_p99)
+# The physical limit: native code answering the same bytes (e2e/bench/native-hello, hyper).
+ip netns exec $ns "$WASMPOD_BIN_DIR/native-hello" 127.0.0.1:8082 >"$work/native.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do ip netns exec $ns curl -sf http://127.0.0.1:8082/ >/dev/null && break; sleep 0.1; done
+out=$(load http://127.0.0.1:8082/); nat_rps=$(echo "$out" | parse_rps); nat_p99=$(echo "$out" | parse_p99)
 echo "wasmpod shim:     $shim_rps req/s, p99 $shim_p99"
 echo "wasmtime serve:   $ws_rps req/s, p99 $ws_p99"
+echo "native hyper:     $nat_rps req/s, p99 $nat_p99   (the same answer from native Rust: the physical limit)"
 if [[ -n $BASELINE_REF ]]; then
   echo "baseline shim:    $base_rps req/s, p99 $base_p99   ($BASELINE_REF)"
   echo "ratio vs baseline shim (same run): $(ratio "$shim_rps" "$base_rps")   (> 1: this tree serves more)"
 fi
 echo "ratio vs wasmtime serve (same run): $(ratio "$shim_rps" "$ws_rps")   (target >= 1.5)"
+echo "ratio vs native hyper (same run): $(ratio "$shim_rps" "$nat_rps")   (share of the physical limit)"
 echo "ratio vs runwasi-class 12.1k req/s: $(ratio "$shim_rps" 12100)   (target >= 1.5)"
 
 echo "== outgoing HTTP: a handler calling a local HTTP server per request, by name vs by IP (wrk -t2 -c50 -d$DURATION)"

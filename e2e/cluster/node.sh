@@ -44,6 +44,8 @@ maxOpenFiles: $(ulimit -Hn)
 imageGCHighThresholdPercent: 100
 evictionHard: {nodefs.available: "0%", nodefs.inodesFree: "0%", imagefs.available: "0%"}
 serializeImagePulls: false
+# Raised only for the density benchmark (make bench-cluster): the default is the kubelet's 110.
+maxPods: ${WASMPOD_MAX_PODS:-110}
 EOF
   install_if_changed "$KUBELET_CONFIG.tmp" "$KUBELET_CONFIG"
   # kube-proxy exits when this file is rewritten, hence install_if_changed.

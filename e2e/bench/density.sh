@@ -1,0 +1,107 @@
+# Density on the local cluster's host node (sourced by cluster-bench.sh, which provides $K, apply,
+# percentile, the images and $NS): as many Wasm HTTP pods as the node will hold, then runc pods of
+# the same behaviour for the same time, each figure beside the other.
+#
+# For each runtime: a Deployment on the host node, no probes (a probe per pod per second would be
+# the load measured), grown in waves of BENCH_DENSITY_WAVE pods (default 50): the next wave once
+# the last is Ready, up to BENCH_DENSITY pods (default 1000) or BENCH_DENSITY_SECONDS (default
+# 300). All at once does not work on this 2-core node for either runtime: 1000 sandboxes asked
+# for together time out in containerd (CRI deadline exceeded) and the kubelet retries them in a
+# storm (measured: 1 of 1000 Wasm pods Ready after 4 min). Then every Ready pod is asked GET /
+# once from the node, and the memory of the processes the runtime added is read: the PSS of every
+# shim, pause and (runc) app process after the run, minus the same sum before it, divided by the
+# pods Ready. runc gets the time Wasm took (at least 60 s).
+# The kubelet's maxPods is raised for the run by `make bench-cluster` (WASMPOD_MAX_PODS).
+# shellcheck shell=bash
+
+DENSITY=${BENCH_DENSITY:-1000}
+DENSITY_SECONDS=${BENCH_DENSITY_SECONDS:-300}
+DENSITY_WAVE=${BENCH_DENSITY_WAVE:-50}
+
+# runtime_pss_kib KIND: PSS in KiB summed over the processes a pod of KIND adds on the node.
+runtime_pss_kib() {
+  local pattern p exe total=0 pss
+  case $1 in
+    wasm) pattern='^(containerd-shim-wasmpod-v1.*|pause)$' ;;
+    runc) pattern='^(containerd-shim-runc-v2|pause|hello-http)$' ;;
+  esac
+  # By executable, not comm: comm is cut at 15 characters, and both shims are "containerd-shim".
+  for p in /proc/[0-9]*; do
+    exe=$(readlink "$p/exe" 2>/dev/null) || continue
+    [[ ${exe##*/} =~ $pattern ]] || continue
+    pss=$(awk '/^Pss:/ { print $2 }' "$p/smaps_rollup" 2>/dev/null) || continue
+    total=$((total + ${pss:-0}))
+  done
+  echo "$total"
+}
+
+# density_run KIND RUNTIMECLASS IMAGE SECONDS: prints "ready seconds answering pss_kib".
+density_run() {
+  local kind=$1 class=$2 image=$3 secs=$4 before after t0 ready=0 elapsed=0 ips answering=0 ip
+  before=$(runtime_pss_kib "$kind")
+  apply <<EOF
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: density-$kind}
+spec:
+  replicas: 0
+  selector: {matchLabels: {app: density-$kind}}
+  template:
+    metadata: {labels: {app: density-$kind}}
+    spec:
+      ${class:+runtimeClassName: $class}
+      nodeSelector: {kubernetes.io/hostname: $NODE_NAME}
+      terminationGracePeriodSeconds: 0
+      enableServiceLinks: false
+      automountServiceAccountToken: false
+      containers:
+      - {name: app, image: $image, imagePullPolicy: IfNotPresent, ports: [{containerPort: 8080}]}
+EOF
+  local wanted=0
+  t0=$(date +%s%N)
+  while :; do
+    ready=$($K get deploy "density-$kind" -o jsonpath='{.status.readyReplicas}')
+    ready=${ready:-0}
+    elapsed=$(( ($(date +%s%N) - t0) / 1000000 ))
+    ((ready >= DENSITY || elapsed >= secs * 1000)) && break
+    if ((ready >= wanted)); then
+      wanted=$(( wanted + DENSITY_WAVE > DENSITY ? DENSITY : wanted + DENSITY_WAVE ))
+      $K scale deploy "density-$kind" --replicas="$wanted" >/dev/null
+    fi
+    sleep 1
+  done
+  ips=$($K get pods -l "app=density-$kind" -o json | jq -r '.items[]
+    | select(any(.status.conditions[]?; .type == "Ready" and .status == "True")) | .status.podIP')
+  for ip in $ips; do
+    curl -s -o /dev/null --max-time 5 "http://$ip:8080/" && answering=$((answering + 1))
+  done
+  after=$(runtime_pss_kib "$kind")
+  echo "$ready $elapsed $answering $((after - before))"
+  $K scale deploy "density-$kind" --replicas=0 >/dev/null
+  wait_for 900 "density-$kind pods gone" bash -c "[[ -z \$($K get pods -l app=density-$kind -o name) ]]"
+  $K delete deploy "density-$kind" >/dev/null
+}
+
+density_bench() {
+  # More pods than the kernel's default neighbour table holds answer on one bridge: raise it for
+  # the run, restore it after.
+  local sysctls=(net.ipv4.neigh.default.gc_thresh1 net.ipv4.neigh.default.gc_thresh2 net.ipv4.neigh.default.gc_thresh3)
+  local saved=() s
+  for s in "${sysctls[@]}"; do saved+=("$(sysctl -n "$s")"); done
+  sysctl -q -w net.ipv4.neigh.default.gc_thresh1=4096 net.ipv4.neigh.default.gc_thresh2=8192 \
+    net.ipv4.neigh.default.gc_thresh3=16384
+  log "density: $DENSITY Wasm pods (at most ${DENSITY_SECONDS}s)"
+  read -r w_ready w_ms w_ok w_pss < <(density_run wasm wasmpod "$WASM_HTTP_IMAGE" "$DENSITY_SECONDS")
+  local runc_secs=$(( (w_ms + 999) / 1000 ))
+  ((runc_secs >= 60)) || runc_secs=60
+  log "density: runc pods for ${runc_secs}s"
+  read -r r_ready r_ms r_ok r_pss < <(density_run runc "" "$HELLO_IMAGE" "$runc_secs")
+  for s in 0 1 2; do sysctl -q -w "${sysctls[$s]}=${saved[$s]}"; done
+  echo
+  echo "== density: one node, up to $DENSITY pods in waves of $DENSITY_WAVE, no probes (maxPods ${WASMPOD_MAX_PODS:-110})"
+  printf '%-8s %5d Ready in %6.1f s, %5d answering, runtime PSS %7d MiB, %6d KiB per pod\n' \
+    wasm "$w_ready" "$(awk -v m="$w_ms" 'BEGIN { print m / 1000 }')" "$w_ok" "$((w_pss / 1024))" "$((w_pss / (w_ready > 0 ? w_ready : 1)))"
+  printf '%-8s %5d Ready in %6.1f s, %5d answering, runtime PSS %7d MiB, %6d KiB per pod\n' \
+    runc "$r_ready" "$(awk -v m="$r_ms" 'BEGIN { print m / 1000 }')" "$r_ok" "$((r_pss / 1024))" "$((r_pss / (r_ready > 0 ? r_ready : 1)))"
+  echo "goal: 1000 Wasm pods Ready within 300 s, runtime PSS <= 5 MB per pod (runc: shim + pause + app; Wasm: shim with the app in it + pause)"
+}

@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""Pod start on the local cluster: a Pod created to Ready as a watch sees it, Wasm vs runc.
+
+Both pods serve HTTP on 8080 behind a 1 s readiness probe: the Wasm one is the hello-http
+component under RuntimeClass wasmpod, the runc one a static native HTTP server of the same
+behaviour (e2e/cluster/images/hello-http.c). Images are pulled once before any timing
+(`IfNotPresent`), so both are cached. Each pod is timed from just before its create request
+(a POST of the Pod, what `kubectl apply` sends) to the first watch event that shows it Ready.
+
+Two series per runtime: PODS pods one at a time (each Ready before the next is created, the
+earlier ones left running), then PODS pods in batches of BATCH created at once. Pods are
+deleted, and gone, between series, so each starts on the same node state.
+
+Talks to the apiserver through `kubectl proxy`, so the admin kubeconfig is all it needs.
+Prints one line per series and the ratios; asserts nothing.
+"""
+
+import argparse
+import json
+import re
+import subprocess
+import threading
+import time
+import urllib.request
+
+LABEL = "wasmpod-bench=pod-start"
+
+
+class Cluster:
+    def __init__(self, kubectl, namespace):
+        self.namespace = namespace
+        self.proxy = subprocess.Popen(
+            kubectl + ["proxy", "--port=0"], stdout=subprocess.PIPE, text=True
+        )
+        line = self.proxy.stdout.readline()
+        port = re.search(r":(\d+)", line)
+        if not port:
+            raise SystemExit(f"kubectl proxy did not say where it serves: {line!r}")
+        self.base = f"http://127.0.0.1:{port.group(1)}/api/v1/namespaces/{namespace}/pods"
+        self.ready = {}
+        self.cond = threading.Condition()
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _request(self, method, url, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(
+            url, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.load(resp)
+
+    def _watch(self):
+        # A list gives the resourceVersion to watch from; re-list when a watch ends.
+        while True:
+            listed = self._request("GET", f"{self.base}?labelSelector={LABEL}")
+            version = listed["metadata"]["resourceVersion"]
+            url = f"{self.base}?watch=1&labelSelector={LABEL}&resourceVersion={version}"
+            try:
+                with urllib.request.urlopen(url, timeout=600) as stream:
+                    for line in stream:
+                        self._seen(json.loads(line)["object"], time.monotonic())
+            except OSError:
+                continue
+
+    def _seen(self, pod, now):
+        name = pod.get("metadata", {}).get("name")
+        conditions = pod.get("status", {}).get("conditions") or []
+        if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
+            with self.cond:
+                self.ready.setdefault(name, now)
+                self.cond.notify_all()
+
+    def create(self, pod):
+        self._request("POST", self.base, pod)
+
+    def wait_ready(self, names, timeout=300):
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while not all(n in self.ready for n in names):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    missing = [n for n in names if n not in self.ready]
+                    raise SystemExit(f"not Ready within {timeout}s: {missing}")
+                self.cond.wait(left)
+            return [self.ready[n] for n in names]
+
+    def delete_all(self):
+        self._request("DELETE", f"{self.base}?labelSelector={LABEL}&gracePeriodSeconds=0")
+        deadline = time.monotonic() + 300
+        while self._request("GET", f"{self.base}?labelSelector={LABEL}")["items"]:
+            if time.monotonic() > deadline:
+                raise SystemExit("bench pods still there after 300s")
+            time.sleep(0.2)
+
+    def close(self):
+        self.proxy.terminate()
+
+
+def pod(name, runtime, image, probe_path):
+    spec = {
+        "containers": [
+            {
+                "name": "app",
+                "image": image,
+                "imagePullPolicy": "IfNotPresent",
+                "ports": [{"containerPort": 8080}],
+                "readinessProbe": {
+                    "httpGet": {"path": probe_path, "port": 8080},
+                    "periodSeconds": 1,
+                },
+            }
+        ],
+        "terminationGracePeriodSeconds": 0,
+        "nodeSelector": {"kubernetes.io/hostname": runtime["node"]},
+    }
+    if runtime["class"]:
+        spec["runtimeClassName"] = runtime["class"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"wasmpod-bench": "pod-start"}},
+        "spec": spec,
+    }
+
+
+def percentile(p, values):
+    ordered = sorted(values)
+    return ordered[max(0, -(-p * len(ordered) // 100) - 1)]
+
+
+def series(cluster, kind, runtime, count, batch, round_no):
+    """Start times in ms of `count` pods created `batch` at a time."""
+    times = []
+    for first in range(0, count, batch):
+        names = [f"{kind}-{round_no}-{i}" for i in range(first, min(first + batch, count))]
+        started = {}
+        for name in names:
+            started[name] = time.monotonic()
+            cluster.create(pod(name, runtime, runtime["image"], runtime["probe"]))
+        for name, ready in zip(names, cluster.wait_ready(names)):
+            times.append((ready - started[name]) * 1000)
+    cluster.delete_all()
+    return times
+
+
+def main():
+    args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    args.add_argument("--kubectl", required=True, help="kubectl command line (quoted words)")
+    args.add_argument("--namespace", required=True)
+    args.add_argument("--node", required=True, help="the node both runtimes run on")
+    args.add_argument("--wasm-image", required=True)
+    args.add_argument("--runc-image", required=True)
+    args.add_argument("--pods", type=int, default=30)
+    args.add_argument("--batch", type=int, default=10)
+    a = args.parse_args()
+    runtimes = {
+        "wasm": {"class": "wasmpod", "image": a.wasm_image, "probe": "/", "node": a.node},
+        "runc": {"class": None, "image": a.runc_image, "probe": "/ready", "node": a.node},
+    }
+    cluster = Cluster(a.kubectl.split(), a.namespace)
+    try:
+        cluster.delete_all()
+        # Pull both images (and compile the component into the shim's cache) before timing.
+        for kind, runtime in runtimes.items():
+            series(cluster, kind, runtime, 1, 1, "warm")
+        results = {}
+        for label, batch in (("one at a time", 1), (f"{a.batch} at once", a.batch)):
+            for kind, runtime in runtimes.items():
+                results[(label, kind)] = series(cluster, kind, runtime, a.pods, batch, batch)
+        print(f"== pod start: create to Ready (watch), {a.pods} pods per series, node {a.node}")
+        for label, batch in (("one at a time", 1), (f"{a.batch} at once", a.batch)):
+            for kind in runtimes:
+                t = results[(label, kind)]
+                print(
+                    f"{kind + ', ' + label:<32} p50 {percentile(50, t):8.0f} ms   "
+                    f"p99 {percentile(99, t):8.0f} ms"
+                )
+            w50 = percentile(50, results[(label, "wasm")])
+            r50 = percentile(50, results[(label, "runc")])
+            print(f"{'ratio wasm/runc, ' + label:<32} {w50 / r50:.2f}x at p50 (goal: <= 0.8x; Wasm p99 < 1000 ms)")
+    finally:
+        cluster.close()
+
+
+if __name__ == "__main__":
+    main()
