@@ -97,8 +97,10 @@ EOF
   # The pod spec refers to the Secret; the password is nowhere in it.
   ! $K get pods -l wasmpod.io/app=counter -o yaml | grep -q "$pass" || fail "the Redis password is in the pod spec"
 
-  # A pod restart keeps the count (it is Redis's, not the pod's).
-  $K delete pod -l wasmpod.io/app=counter --wait=false >/dev/null
+  # A pod restart keeps the count (it is Redis's, not the pod's). The old pod must be gone
+  # before the checks: while it terminates it can still answer the first request, and the next
+  # one then found no endpoint at all (CI: "Couldn't connect" right after a passing check).
+  $K delete pod -l wasmpod.io/app=counter --timeout=120s >/dev/null || fail "the counter pod did not go away"
   rolled counter
   counter_says /get/counts/hits 2
   got=$(increment); [[ $got == hits=3 ]] || fail "after a pod restart on Redis: $got"
