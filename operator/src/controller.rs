@@ -26,6 +26,7 @@ use crate::crd::WasmApp;
 use crate::image::{ImageCache, Inspector, InspectorConfig};
 use crate::metrics::Metrics;
 use crate::resources::{endpoints, labels};
+use crate::watch_backoff::{NoDelay, WatchBackoff};
 use crate::{Error, Result, refs, scaling};
 
 /// Settings of the controller.
@@ -154,6 +155,28 @@ where
     }
 }
 
+/// The metadata of the objects of kind `K` in scope that `config` selects, as a watch that backs
+/// off on its own (`Api<PartialObjectMeta<K>>` asks for metadata only).
+fn metadata_of<K>(
+    client: &Client,
+    namespace: Option<&str>,
+    config: watcher::Config,
+) -> impl futures::Stream<Item = std::result::Result<PartialObjectMeta<K>, watcher::Error>>
++ Send
++ 'static
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
+{
+    watcher(scoped::<PartialObjectMeta<K>>(client, namespace), config)
+        .backoff(WatchBackoff::default())
+        .touched_objects()
+}
+
 /// Maps a changed ConfigMap or Secret to the apps in its namespace that refer to it.
 fn referencing_apps<K>(
     store: Store<WasmApp>,
@@ -238,7 +261,8 @@ pub async fn run(
     let (synced_tx, synced) = watch::channel(false);
     let apps = reflector(
         writer,
-        watcher(scoped::<WasmApp>(&client, ns), watcher::Config::default()),
+        watcher(scoped::<WasmApp>(&client, ns), watcher::Config::default())
+            .backoff(WatchBackoff::default()),
     )
     .inspect(move |event| mark_ready_on_init_done(event, &ready, &synced_tx))
     .applied_objects();
@@ -252,23 +276,27 @@ pub async fn run(
         "starting WasmApp controller"
     );
     let run = controller
-        .owns(scoped::<Deployment>(&client, ns), children.clone())
-        .owns(scoped::<Service>(&client, ns), children.clone())
-        .owns(
-            scoped::<HorizontalPodAutoscaler>(&client, ns),
+        .trigger_backoff(NoDelay)
+        .owns_stream(metadata_of::<Deployment>(&client, ns, children.clone()))
+        .owns_stream(metadata_of::<Service>(&client, ns, children.clone()))
+        .owns_stream(metadata_of::<HorizontalPodAutoscaler>(
+            &client,
+            ns,
             children.clone(),
-        )
-        .owns(scoped::<PodDisruptionBudget>(&client, ns), children.clone())
-        .owns(scoped::<EndpointSlice>(&client, ns), children)
+        ))
+        .owns_stream(metadata_of::<PodDisruptionBudget>(
+            &client,
+            ns,
+            children.clone(),
+        ))
+        .owns_stream(metadata_of::<EndpointSlice>(&client, ns, children))
         .reconcile_on(wake)
-        .watches(
-            scoped::<PartialObjectMeta<ConfigMap>>(&client, ns),
-            watcher::Config::default(),
+        .watches_stream(
+            metadata_of::<ConfigMap>(&client, ns, watcher::Config::default()),
             referencing_apps::<ConfigMap>(store.clone()),
         )
-        .watches(
-            scoped::<PartialObjectMeta<Secret>>(&client, ns),
-            watcher::Config::default(),
+        .watches_stream(
+            metadata_of::<Secret>(&client, ns, watcher::Config::default()),
             referencing_apps::<Secret>(store),
         )
         .with_config(controller::Config::default().concurrency(ctx.options.concurrency))

@@ -5,7 +5,7 @@
 //! exist),
 //! [`controller`] and [`reconcile`] (the control loop), [`apply`], [`events`], [`metrics`],
 //! [`scaling`] (scale to zero: activator ports, traffic, the Serve/Proxy switch),
-//! [`server`], [`leader`], [`cli`], [`run`] (wiring). Logging is `wasmpod-logging`'s, shared with
+//! [`server`], [`leader`], [`cli`], [`run`] (wiring), [`watch_backoff`] (each watch's retry delay). Logging is `wasmpod-logging`'s, shared with
 //! the node installer.
 
 pub mod apply;
@@ -25,5 +25,6 @@ pub mod run;
 pub mod scaling;
 pub mod server;
 pub mod status;
+pub mod watch_backoff;
 
 pub use error::{Error, Result};
