@@ -16,7 +16,7 @@ V2_NODE ?= 1
 BENCH_MAX_PODS ?= 1100
 
 .PHONY: help deps go-deps build components generate verify lint fmt images chart-lint chart-dry-run test-shim-v2 test-build bench-cluster \
-        check test test-unit test-integration test-shim test-operator test-installer test-cluster test-install \
+        check test test-unit test-integration test-shim test-operator test-installer test-cluster test-install test-suites \
         bench bench-shim bench-operator fuzz fuzz-ci
 
 help: ## Show this help
@@ -93,6 +93,10 @@ test-cluster: build components go-deps ## Local cluster (+ the cgroup v2 VM node
 test-install: build components go-deps ## Fresh bare cluster (+ VM node unless V2_NODE=0): images, helm install/test/upgrade/uninstall, per-node uninstall, kubectl apply/delete -f deploy/
 	@WASMPOD_V2_NODE=$(V2_NODE) WASMPOD_REQUIRE_CLUSTER=1 e2e/tests/install/with-cluster.sh
 
+# CI's form of the two above: both suites on one cluster and one VM node (made bare in between).
+test-suites: build components go-deps ## test-cluster, then test-install, on one cluster and VM node (made bare in between)
+	@WASMPOD_V2_NODE=$(V2_NODE) e2e/tests/one-cluster.sh
+
 # Every test binary of the workspace in one cargo run: the crates then compile side by side (an
 # operator's unit tests beside the shim's), instead of three runs that each end on one crate.
 test-build: deps ## Build every test binary of the workspace (release), no test run
@@ -105,11 +109,11 @@ check: lint test-build verify test-unit kind-config-check ## The fast lane: fmt,
 timed = $(foreach t,$(1),scripts/timed.sh $(t) $(MAKE) --no-print-directory $(t) &&) true
 
 # test-shim-v2 runs in its VM beside the host-only tiers (both mostly wait: on emulation, on
-# daemons); its output comes in one piece when it ends. Then the cluster tiers, one at a time.
+# daemons); its output comes in one piece when it ends. Then both cluster suites on one cluster.
 test-integration: build components go-deps ## Every tier that needs real containerd, an apiserver or the cluster
 	@scripts/beside.sh '$(call timed,test-shim-v2)' -- \
 	  bash -c '$(call timed,test-shim test-operator test-installer chart-lint chart-dry-run fuzz-ci)'
-	@$(call timed,test-cluster test-install)
+	@$(call timed,test-suites)
 
 # `check` first: a simple mistake fails in minutes, before anything else is built. Then the Go
 # binaries and the Wasm test components, one after the other: on a cold machine each of them

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# usage: node-v2.sh boot|start|stop|status
+# usage: node-v2.sh boot|start|stop|status|runtime absent|present
 # The cluster's second node, `wasmpod-v2`: containerd, kubelet and kube-proxy inside the
 # cgroup v2 VM of e2e/vm (qemu TCG), joined to the host's control plane. The host and the VM
 # share a private bridge ($VM_BRIDGE, $VM_HOST_IP <-> $VM_IP); each node routes the other's pod
@@ -32,15 +32,9 @@ bridge_down() {
   ip link del "$VM_BRIDGE" 2>/dev/null || true
 }
 
-write_node_files() {
-  mkdir -p "$SHARE/logs"
-  rm -f "$SHARE/containerd-restarts" "$SHARE/restart-containerd.request"
-  pki_leaf "$PKI" kubelet-v2 "/O=system:nodes/CN=system:node:$VM_NODE" "extendedKeyUsage=clientAuth"
-  write_kubeconfig "$SHARE/kubelet.kubeconfig" "https://$NODE_IP:$API_PORT" "$PKI/ca.crt" "$PKI/kubelet-v2.crt" "$PKI/kubelet-v2.key"
-  cp "$KCFG/kube-proxy.kubeconfig" "$SHARE/kube-proxy.kubeconfig"
-  cp "$PKI/ca.crt" "$SHARE/ca.crt"
-  echo "nameserver $DNS_IP" > "$SHARE/resolv.conf"
-  cat > "$SHARE/containerd.toml" <<TOML
+# containerd_toml BARE: the node's containerd config; with the wasmpod runtime unless BARE is 1.
+containerd_toml() {
+  cat <<TOML
 version = 3
 root = "/var/lib/containerd"
 state = "/run/containerd"
@@ -64,14 +58,25 @@ state = "/run/containerd"
       [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
         SystemdCgroup = false
 TOML
-  if [[ $WASMPOD_BARE != 1 ]]; then
+  if [[ $1 != 1 ]]; then
     [[ -x $WASMPOD_SHIM ]] || die "no shim at $WASMPOD_SHIM (or boot a bare cluster: WASMPOD_BARE=1)"
-    cat >> "$SHARE/containerd.toml" <<TOML
+    cat <<TOML
     [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.wasmpod]
       runtime_type = "io.containerd.wasmpod.v1"
       runtime_path = "$WASMPOD_SHIM"
 TOML
   fi
+}
+
+write_node_files() {
+  mkdir -p "$SHARE/logs"
+  rm -f "$SHARE/containerd-restarts" "$SHARE/restart-containerd.request" "$SHARE/containerd.toml.next"
+  pki_leaf "$PKI" kubelet-v2 "/O=system:nodes/CN=system:node:$VM_NODE" "extendedKeyUsage=clientAuth"
+  write_kubeconfig "$SHARE/kubelet.kubeconfig" "https://$NODE_IP:$API_PORT" "$PKI/ca.crt" "$PKI/kubelet-v2.crt" "$PKI/kubelet-v2.key"
+  cp "$KCFG/kube-proxy.kubeconfig" "$SHARE/kube-proxy.kubeconfig"
+  cp "$PKI/ca.crt" "$SHARE/ca.crt"
+  echo "nameserver $DNS_IP" > "$SHARE/resolv.conf"
+  containerd_toml "$WASMPOD_BARE" > "$SHARE/containerd.toml"
   # The registry names of the host node (env.sh), all through the forwarder.
   rm -rf "$SHARE/certs.d"
   local h
@@ -172,6 +177,22 @@ start() {
   fi
 }
 
+# runtime absent|present: the running node's containerd restarted without (or with) the wasmpod
+# runtime, as if the cluster had been booted bare (or not); pods keep running. Leaves the label
+# alone.
+runtime() {
+  local bare before
+  case ${1:-} in absent) bare=1 ;; present) bare=0 ;; *) die "usage: $0 runtime absent|present" ;; esac
+  v2_node_ready || die "node $VM_NODE is not Ready"
+  before=$(cat "$SHARE/containerd-restarts" 2>/dev/null || echo 0)
+  containerd_toml "$bare" > "$SHARE/containerd.toml.next"
+  cp "$SHARE/containerd.toml.next" "$SHARE/containerd.toml"
+  touch "$SHARE/restart-containerd.request"
+  wait_for 300 "containerd restart on $VM_NODE" \
+    bash -c "(( \$(cat '$SHARE/containerd-restarts' 2>/dev/null || echo 0) > $before ))"
+  log "node $VM_NODE: containerd restarted with the wasmpod runtime $1"
+}
+
 stop() {
   stop_daemon node-v2 "$VM_PIDS" 10
   pkill -f "qemu-system-x86_64 -name virtme-ng.*$VM_BRIDGE" 2>/dev/null || true
@@ -186,5 +207,6 @@ case ${1:-} in
   start) start ;;
   stop) stop ;;
   status) v2_node_ready ;;
-  *) echo "usage: $0 boot|start|stop|status" >&2; exit 2 ;;
+  runtime) runtime "${2:-}" ;;
+  *) echo "usage: $0 boot|start|stop|status|runtime absent|present" >&2; exit 2 ;;
 esac

@@ -57,12 +57,15 @@ proxy_pid=$!
 echo "$(date +%T) kubelet and kube-proxy started" >> "$logs/node.log"
 # Supervise. A containerd restart (the installer changed its config) is asked for with a request
 # file; the count of restarts done is written next to it. Pods keep running across it, as on
-# any node.
+# any node. A new config from the host (node-v2.sh runtime) comes with the request.
 n=0
 while kill -0 "$kubelet_pid" "$proxy_pid" 2>/dev/null; do
   if [[ -e $dir/restart-containerd.request ]]; then
     rm -f "$dir/restart-containerd.request"
     kill "$containerd_pid"; wait "$containerd_pid" || true
+    if [[ -e $dir/containerd.toml.next ]]; then
+      cp "$dir/containerd.toml.next" "$CONTAINERD_CONFIG" && rm -f "$dir/containerd.toml.next"
+    fi
     start_containerd
     n=$((n + 1)); echo "$n" > "$dir/containerd-restarts"
     echo "$(date +%T) containerd restarted ($n)" >> "$logs/node.log"

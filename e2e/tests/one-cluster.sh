@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# `make test-suites` (CI): the cluster suite, then the install suite, on one cluster with one
+# cgroup v2 VM node (unless WASMPOD_V2_NODE=0). Between them the cluster is made bare
+# (e2e/cluster/make-bare.sh) instead of booted again: a second boot of the emulated node costs
+# minutes of both cores. `make test-cluster` and `make test-install` still run each suite on a
+# cluster of its own. A cluster that is already up is taken down first; this one is taken down at
+# the end unless KEEP_CLUSTER=1.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/../cluster/env.sh"
+if $KUBECTL get --raw /readyz >/dev/null 2>&1 || [[ -s $STATE/containerd-line ]]; then
+  echo "[suites] taking the running cluster down for a fresh one" >&2
+  "$CLUSTER_DIR/down.sh"
+fi
+export WASMPOD_REQUIRE_CLUSTER=1
+# The VM node boots while the cluster suite's host-node tests run (cluster/run.sh waits for it).
+WASMPOD_BARE=0 WASMPOD_V2_NODE_WAIT=0 "$CLUSTER_DIR/up.sh"
+
+rc=0
+t0=$(date +%s)
+"$here/cluster/run.sh" || rc=1
+echo "[time] cluster suite: $(( $(date +%s) - t0 )) s"
+"$here/cluster/check-containerd-config.sh" || rc=1
+
+t0=$(date +%s)
+v2_up() { [[ ${WASMPOD_V2_NODE:-0} != 1 ]] || "$CLUSTER_DIR/node-v2.sh" start; }
+if "$CLUSTER_DIR/make-bare.sh" && SKIP_CARGO=1 "$CLUSTER_DIR/push-wasmpod.sh" && v2_up; then
+  "$here/install/run.sh" || rc=1
+else
+  echo "FAIL could not make the cluster bare for the install suite"; rc=1
+fi
+echo "[time] install suite: $(( $(date +%s) - t0 )) s"
+
+if ((rc != 0)); then "$CLUSTER_DIR/logs.sh" >&2 || true; fi
+[[ ${KEEP_CLUSTER:-} == 1 ]] || "$CLUSTER_DIR/down.sh" || rc=1
+exit $rc
