@@ -1,5 +1,5 @@
-# Fault tests on the local cluster (sourced by run.sh, after scale-to-zero.sh, whose stream and
-# Service helpers they use). Each breaks one part under load and asserts that nothing was lost:
+# Fault tests on the local cluster (sourced by run.sh, after scale-to-zero.sh, whose Service
+# helpers they use, and the stream of lib.sh). Each breaks one part under load and asserts that nothing was lost:
 # - kill -9 of one pod's shim: that pod's containers restart and its Service serves again; a
 #   bystander pod keeps serving throughout, never restarted;
 # - containerd restarted under 20 running Wasm pods: every request through their Service

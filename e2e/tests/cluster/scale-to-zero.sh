@@ -206,26 +206,6 @@ pod_requests() {
   done | awk '{ s += $1 } END { print s + 0 }'
 }
 
-# stream_start URL: requests URL one after another (a new connection each, so kube-proxy picks
-# an endpoint each time) until stream_stop; each status code goes to $STREAM.
-stream_start() {
-  STREAM=$(mktemp); STREAM_STOP=$(mktemp -u)
-  ( while [[ ! -e $STREAM_STOP ]]; do
-      curl -s -o /dev/null --max-time 10 -w '%{http_code}\n' "$1" >> "$STREAM" || echo "000" >> "$STREAM"
-    done ) &
-  STREAM_PID=$!
-}
-
-# stream_stop: stops the stream; fails unless every request was answered 200.
-stream_stop() {
-  touch "$STREAM_STOP"; wait "$STREAM_PID" || true
-  local total bad
-  total=$(wc -l < "$STREAM"); bad=$(grep -cvx 200 "$STREAM" || true)
-  echo "stream: $total requests, $bad not 200"
-  ((total > 0)) || fail "the stream sent nothing"
-  ((bad == 0)) || { sort "$STREAM" | uniq -c; fail "$bad of $total requests failed"; }
-}
-
 test_scale_to_zero_idle_first_request_and_back() {
   [[ -x $WASMPOD_SHIM && -n $WASM_HTTP_IMAGE ]] || skip "shim or Wasm images not built"
   start_activator

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The install path on a bare local cluster (WASMPOD_BARE=1: the node has no wasmpod runtime,
 # RuntimeClass or label): `helm install` -> the installer labels the node -> a sample WasmApp
-# answers a container pod -> `helm upgrade` rolls the operator out -> `helm uninstall` leaves
+# answers a container pod -> `helm upgrade` rolls the operator out -> the installer reruns and is
+# upgraded to another shim binary while the sample serves -> `helm uninstall` leaves
 # nothing behind; then the same with `kubectl apply -f deploy/` and its documented uninstall.
 # The tests run in this order and build on each other. with-cluster.sh boots the cluster and
 # pushes the images first; run.sh alone expects both done.
@@ -45,7 +46,7 @@ node_is_clean() {
   fi
   if $KUBECTL get runtimeclass wasmpod >/dev/null 2>&1; then fail "RuntimeClass wasmpod left"; fi
   # shellcheck disable=SC2086  # $CRICTL is a command line
-  if $CRICTL info | grep -q '"wasmpod"'; then fail "containerd still serves the wasmpod runtime"; fi
+  if grep -q '"wasmpod"' <<< "$($CRICTL info)"; then fail "containerd still serves the wasmpod runtime"; fi
 }
 
 # node_is_installed: label, runtime entry pointing at the installed shim, shim answering, CRI
@@ -56,7 +57,7 @@ node_is_installed() {
     { cat "$CONTAINERD_CONFIG"; fail "no runtime_path $SHIM_LINK in $CONTAINERD_CONFIG"; }
   "$SHIM_LINK" -v | grep -q containerd-shim-wasmpod-v1 || fail "$SHIM_LINK -v does not answer"
   # shellcheck disable=SC2086
-  $CRICTL info | grep -q '"wasmpod"' || fail "containerd's CRI does not list the wasmpod runtime"
+  grep -q '"wasmpod"' <<< "$($CRICTL info)" || fail "containerd's CRI does not list the wasmpod runtime"
   [[ $($KUBECTL get runtimeclass wasmpod -o jsonpath='{.scheduling.nodeSelector.wasmpod\.io/runtime}') == ready ]] ||
     fail "RuntimeClass wasmpod missing or not scheduling on wasmpod.io/runtime=ready"
 }
@@ -234,7 +235,9 @@ test_helm_install_sets_up_the_bare_node() {
   $KUBECTL -n "$SYS" rollout status ds/wasmpod-node-installer --timeout=180s >/dev/null ||
     { $KUBECTL -n "$SYS" logs ds/wasmpod-node-installer --tail=40; fail "installer DaemonSet not ready"; }
   node_is_installed
-  $KUBECTL -n "$SYS" logs ds/wasmpod-node-installer | grep -q "restarting containerd" ||
+  # (Read whole, then searched: grep -q leaving a pipe early kills kubectl with SIGPIPE, and
+  # pipefail made that a failure.)
+  grep -q "restarting containerd" <<< "$($KUBECTL -n "$SYS" logs ds/wasmpod-node-installer)" ||
     fail "the installer log does not show the containerd restart"
 }
 
@@ -267,6 +270,83 @@ test_helm_upgrade_rolls_the_operator_out() {
   [[ $($KUBECTL -n "$APPS" get wapp hello -o jsonpath='{.status.readyReplicas}') == 2 ]] ||
     fail "WasmApp hello not at 2 ready replicas after the upgrade"
   sample_answers after-upgrade
+}
+
+# hello_pods: uid and restart count of each of the sample's pods.
+hello_pods() {
+  $KUBECTL -n "$APPS" get pods -l wasmpod.io/app=hello \
+    -o jsonpath='{range .items[*]}{.metadata.uid}:{.status.containerStatuses[0].restartCount}{"\n"}{end}' | sort
+}
+
+# runners_of FILE: processes on this machine whose executable is FILE (a shim runs the versioned
+# file the symlink pointed at when it started); "FILE (deleted)" counts separately.
+runners_of() {
+  local p n=0
+  for p in /proc/[0-9]*; do [[ $(readlink "$p/exe" 2>/dev/null) == "$1" ]] && n=$((n + 1)); done
+  echo "$n"
+}
+
+# push_next_installer TAG: the installer image of a next release: the same installer and a shim
+# binary with other bytes (trailing ones: what it does is the same, its digest is not, as for a
+# rebuilt shim), pushed as wasmpod-node-installer:TAG.
+push_next_installer() {
+  local ctx=$WORK/installer-next
+  rm -rf "$ctx"; cp -a "$CARGO_TARGET_DIR/images/wasmpod-node-installer" "$ctx"
+  printf '\n# wasmpod upgrade test: %s\n' "$1" >> "$ctx/containerd-shim-wasmpod-v1"
+  buildah build --quiet --isolation chroot -f "$ROOT/images/wasmpod-node-installer.Dockerfile" \
+    -t "wasmpod-node-installer:$1" "$ctx" >/dev/null || fail "buildah build of the next installer"
+  buildah push --quiet --tls-verify=false "wasmpod-node-installer:$1" \
+    "docker://$REGISTRY/wasmpod-node-installer:$1" >/dev/null || fail "push of the next installer"
+}
+
+# installer_restarted_containerd: whether the installer pod on the host node restarted containerd.
+installer_restarted_containerd() {
+  local pod
+  pod=$($KUBECTL -n "$SYS" get pods -l app.kubernetes.io/component=node-installer \
+    --field-selector "spec.nodeName=$NODE_NAME" -o name)
+  grep -q "restarting containerd" <<< "$($KUBECTL -n "$SYS" logs "$pod")"
+}
+
+# While the sample's Wasm pods serve a stream through their Service, the node installer runs
+# again (its pods deleted) and is upgraded to one with another shim binary (`helm upgrade`): no
+# request fails, no Wasm pod restarts or is replaced, containerd is not restarted (its config
+# names the symlink, which did not change), the symlink moves to the new binary, no running shim
+# loses its file, and a new Wasm pod runs the new binary.
+test_installer_rerun_and_upgrade_keep_wasm_pods_serving() {
+  local tag next before old new ip url
+  tag=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -n1); next=$tag-upgrade-$(date +%s)
+  wait_service_serves "$APPS" hello / "$ANSWER" || fail "Service hello not serving before the rerun"
+  before=$(hello_pods)
+  old=$(readlink -f "$SHIM_LINK")
+  ip=$($KUBECTL -n "$APPS" get service hello -o jsonpath='{.spec.clusterIP}')
+  url="http://$ip:$($KUBECTL -n "$APPS" get service hello -o jsonpath='{.spec.ports[0].port}')/during"
+  stream_start "$url"
+
+  $KUBECTL -n "$SYS" delete pods -l app.kubernetes.io/component=node-installer --wait=false >/dev/null
+  $KUBECTL -n "$SYS" rollout status ds/wasmpod-node-installer --timeout=300s >/dev/null ||
+    { stream_stop; fail "installer DaemonSet not ready after its pods were deleted"; }
+  ! installer_restarted_containerd || { stream_stop; fail "the rerun restarted containerd, though nothing changed"; }
+  [[ $(readlink -f "$SHIM_LINK") == "$old" ]] || { stream_stop; fail "the rerun changed the shim link"; }
+  echo "rerun: nothing changed, containerd not restarted"
+
+  push_next_installer "$next"
+  (cd "$ROOT" && $HELM upgrade wasmpod "${HELM_INSTALL[@]}" --set operator.logLevel=debug \
+    --set installer.image.tag="$next") >/dev/null || { stream_stop; fail "helm upgrade to installer $next"; }
+  $KUBECTL -n "$SYS" rollout status ds/wasmpod-node-installer --timeout=300s >/dev/null ||
+    { stream_stop; fail "installer DaemonSet not rolled out to $next"; }
+  new=$(readlink -f "$SHIM_LINK")
+  [[ $new != "$old" ]] || { stream_stop; fail "the upgrade left the shim link at $old"; }
+  ! installer_restarted_containerd || { stream_stop; fail "the upgrade restarted containerd"; }
+  stream_stop
+  [[ $(hello_pods) == "$before" ]] ||
+    fail "the sample's pods restarted or were replaced: before '$before', after '$(hello_pods)'"
+  [[ $(runners_of "$old (deleted)") == 0 ]] || fail "a running shim lost its binary $old"
+  echo "upgrade: link $old -> $new, $(runners_of "$old") process(es) still on the old binary, which is kept"
+
+  wasm_pod_on wasm-after-upgrade "$NODE_NAME"
+  serves wasm-after-upgrade
+  (( $(runners_of "$new") > 0 )) || fail "no process runs the new shim $new after a Wasm pod started"
+  $KUBECTL -n "$APPS" delete pod wasm-after-upgrade --wait >/dev/null
 }
 
 test_helm_uninstall_leaves_nothing_behind() {
@@ -333,6 +413,7 @@ v2() { [[ ${WASMPOD_V2_NODE:-0} == 1 ]] && printf '%s\n' "$@"; return 0; }
   $(v2 test_wasm_pods_land_on_both_nodes_after_the_install)
   test_helm_sample_wasmapp_answers_a_container_pod
   test_helm_upgrade_rolls_the_operator_out
+  test_installer_rerun_and_upgrade_keep_wasm_pods_serving
   $(v2 test_uninstall_on_one_node_leaves_the_other_serving)
   test_helm_uninstall_leaves_nothing_behind
   test_kubectl_apply_deploy_installs_and_serves
