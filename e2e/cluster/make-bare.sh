@@ -15,10 +15,15 @@ $KUBECTL get --raw /readyz >/dev/null 2>&1 || die "cluster is not up"
 t0=$(date +%s)
 
 # The cluster suite deletes its namespaces without waiting: a pod of theirs still running under
-# the wasmpod runtime would be left without it.
+# the wasmpod runtime would be left without it. Once a namespace is terminating nothing new starts
+# in it, so its pods may go at once (a second's grace, through the kubelet: each pod's own grace
+# of up to 30 s is for users' apps, not for test leftovers).
 mapfile -t namespaces < <($KUBECTL get namespaces -o name | grep '^namespace/wasmpod-e2e-' || true)
 if ((${#namespaces[@]})); then
   $KUBECTL delete "${namespaces[@]}" --wait=false >/dev/null 2>&1 || true
+  for ns in "${namespaces[@]}"; do
+    $KUBECTL -n "${ns#namespace/}" delete pods --all --grace-period=1 --wait=false >/dev/null 2>&1 || true
+  done
   $KUBECTL wait --for=delete "${namespaces[@]}" --timeout=180s >/dev/null ||
     die "test namespaces still terminating after 180s: ${namespaces[*]}"
 fi
