@@ -1,24 +1,17 @@
 //! An image's manifest, index and artifact config, parsed as the shim parses what containerd
-//! hands it (oci-spec types, then the shared rules of `wasmpod_oci`): whatever the bytes, an
+//! hands it (oci-spec types converted by `wasmpod_oci`'s own conversion, then its shared rules): whatever the bytes, an
 //! answer or an error, never a panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use oci_spec::image::{ImageIndex, ImageManifest};
-use wasmpod_oci::index::{self, IndexEntry, Platform};
-use wasmpod_oci::layers::{self, Layer};
+use wasmpod_oci::index;
+use wasmpod_oci::layers;
+use wasmpod_oci::oci_spec_descriptors::{index_entries, manifest_layers};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(manifest) = serde_json::from_slice::<ImageManifest>(data) {
-        let found: Vec<Layer> = manifest
-            .layers()
-            .iter()
-            .map(|l| Layer {
-                media_type: l.media_type().to_string(),
-                digest: l.digest().to_string(),
-                size: l.size() as i64,
-            })
-            .collect();
+        let found = manifest_layers(&manifest);
         let config = manifest.config().media_type().to_string();
         if let Ok(layers::Wasm::Layer(layer)) = layers::find(&config, &found) {
             assert!(
@@ -28,18 +21,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     if let Ok(idx) = serde_json::from_slice::<ImageIndex>(data) {
-        let entries: Vec<IndexEntry> = idx
-            .manifests()
-            .iter()
-            .map(|m| IndexEntry {
-                media_type: m.media_type().to_string(),
-                digest: m.digest().to_string(),
-                platform: m.platform().as_ref().map(|p| Platform {
-                    os: p.os().to_string(),
-                    architecture: p.architecture().to_string(),
-                }),
-            })
-            .collect();
+        let entries = index_entries(&idx);
         if let Ok(chosen) = index::choose(&entries) {
             assert!(
                 entries.contains(chosen),

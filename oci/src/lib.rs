@@ -9,10 +9,12 @@
 //! - [`layers`]: which layer of a manifest holds the Wasm, or that the rootfs does;
 //! - [`names`]: the runtime type, handler and shim binary name containerd knows us by;
 //! - [`activity`]: the traffic reports the pods and the activator give the operator for scale to
-//!   zero.
+//!   zero;
+//! - `oci_spec_descriptors` (feature `oci-spec`): the inputs above from `oci-spec` descriptors,
+//!   as the shim reads what containerd pulled.
 //!
 //! Everything is pure: callers do the I/O and convert their own descriptor types to the small
-//! structs here.
+//! structs here (or, with `oci-spec` types, use the conversion of the feature of that name).
 
 pub mod activity;
 pub mod artifact;
@@ -21,5 +23,7 @@ pub mod index;
 pub mod layers;
 pub mod media_types;
 pub mod names;
+#[cfg(feature = "oci-spec")]
+pub mod oci_spec_descriptors;
 
 pub use error::{Error, Result};

@@ -8,8 +8,9 @@ use std::path::{Component as PathComponent, Path, PathBuf};
 
 use oci_spec::image::{ImageIndex, ImageManifest};
 use oci_spec::runtime::Spec;
-use wasmpod_oci::index::{self, IndexEntry, Platform};
-use wasmpod_oci::layers::{self, Layer};
+use wasmpod_oci::index;
+use wasmpod_oci::layers;
+use wasmpod_oci::oci_spec_descriptors::{index_entries, manifest_layers};
 use wasmpod_oci::{artifact, media_types};
 
 use crate::content::{Blob, ContentStore, sha256_digest};
@@ -118,22 +119,6 @@ async fn index_manifest(
     })
 }
 
-/// The entries of an index, as the shared rule sees them.
-fn index_entries(index: &ImageIndex) -> Vec<IndexEntry> {
-    index
-        .manifests()
-        .iter()
-        .map(|m| IndexEntry {
-            media_type: m.media_type().to_string(),
-            digest: m.digest().to_string(),
-            platform: m.platform().as_ref().map(|p| Platform {
-                os: p.os().to_string(),
-                architecture: p.architecture().to_string(),
-            }),
-        })
-        .collect()
-}
-
 async fn from_image(id: &str, store: &ContentStore) -> Result<Option<WasmSource>> {
     let Some(image) = store.container_image(id).await? else {
         return Ok(None);
@@ -148,15 +133,7 @@ async fn from_image(id: &str, store: &ContentStore) -> Result<Option<WasmSource>
         .map_err(|e| Error::Containerd(format!("image {image}: bad manifest: {e}")))?;
     let config = manifest.config();
     let config_type = config.media_type().to_string();
-    let manifest_layers: Vec<Layer> = manifest
-        .layers()
-        .iter()
-        .map(|l| Layer {
-            media_type: l.media_type().to_string(),
-            digest: l.digest().to_string(),
-            size: l.size() as i64,
-        })
-        .collect();
+    let manifest_layers = manifest_layers(&manifest);
     let layer = match layers::find(&config_type, &manifest_layers) {
         Ok(layers::Wasm::Layer(layer)) => layer,
         Ok(layers::Wasm::Rootfs) => return Ok(None),
