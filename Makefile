@@ -94,7 +94,7 @@ test-install: build components go-deps ## Fresh bare cluster (+ VM node unless V
 	@WASMPOD_V2_NODE=$(V2_NODE) WASMPOD_REQUIRE_CLUSTER=1 e2e/tests/install/with-cluster.sh
 
 # CI's form of the two above: both suites on one cluster and one VM node (made bare in between).
-test-suites: build components go-deps ## test-cluster, then test-install, on one cluster and VM node (made bare in between)
+test-suites: build components go-deps ## test-cluster (+ test-shim-v2's tests in the VM node), then test-install, on one cluster and VM node (made bare in between)
 	@WASMPOD_V2_NODE=$(V2_NODE) e2e/tests/one-cluster.sh
 
 # Every test binary of the workspace in one cargo run: the crates then compile side by side (an
@@ -108,11 +108,17 @@ check: lint test-build verify test-unit kind-config-check ## The fast lane: fmt,
 # ("[time] TARGET: N s"), so a CI log says where its minutes went.
 timed = $(foreach t,$(1),scripts/timed.sh $(t) $(MAKE) --no-print-directory $(t) &&) true
 
-# test-shim-v2 runs in its VM beside the host-only tiers (both mostly wait: on emulation, on
-# daemons); its output comes in one piece when it ends. Then both cluster suites on one cluster.
+# The host-only tiers, then both cluster suites on one cluster; with the cgroup v2 node
+# (V2_NODE=1) the shim's v2 tests run inside its VM beside the cluster suite (one emulated boot
+# fewer). Without it, test-shim-v2 boots its own VM beside the host-only tiers (both mostly wait:
+# on emulation, on daemons); its output comes in one piece when it ends.
+HOST_TIERS = test-shim test-operator test-installer chart-lint chart-dry-run fuzz-ci
 test-integration: build components go-deps ## Every tier that needs real containerd, an apiserver or the cluster
-	@scripts/beside.sh '$(call timed,test-shim-v2)' -- \
-	  bash -c '$(call timed,test-shim test-operator test-installer chart-lint chart-dry-run fuzz-ci)'
+ifeq ($(V2_NODE),1)
+	@$(call timed,$(HOST_TIERS))
+else
+	@scripts/beside.sh '$(call timed,test-shim-v2)' -- bash -c '$(call timed,$(HOST_TIERS))'
+endif
 	@$(call timed,test-suites)
 
 # `check` first: a simple mistake fails in minutes, before anything else is built. Then the Go

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# usage: node-v2.sh boot|start|stop|status|runtime absent|present
+# usage: node-v2.sh boot|start|stop|status|runtime absent|present|run-job -- COMMAND [ARG...]
 # The cluster's second node, `wasmpod-v2`: containerd, kubelet and kube-proxy inside the
 # cgroup v2 VM of e2e/vm (qemu TCG), joined to the host's control plane. The host and the VM
 # share a private bridge ($VM_BRIDGE, $VM_HOST_IP <-> $VM_IP); each node routes the other's pod
@@ -71,6 +71,7 @@ TOML
 write_node_files() {
   mkdir -p "$SHARE/logs"
   rm -f "$SHARE/containerd-restarts" "$SHARE/restart-containerd.request" "$SHARE/containerd.toml.next"
+  rm -rf "$SHARE/jobs"
   pki_leaf "$PKI" kubelet-v2 "/O=system:nodes/CN=system:node:$VM_NODE" "extendedKeyUsage=clientAuth"
   write_kubeconfig "$SHARE/kubelet.kubeconfig" "https://$NODE_IP:$API_PORT" "$PKI/ca.crt" "$PKI/kubelet-v2.crt" "$PKI/kubelet-v2.key"
   cp "$KCFG/kube-proxy.kubeconfig" "$SHARE/kube-proxy.kubeconfig"
@@ -162,7 +163,7 @@ boot() {
   # In RAM: what runs again for every pod (containerd's dir holds the runc shim and ctr). The
   # kubelet and kube-proxy start once; copying them would cost more than it saves.
   WASMPOD_VM_RAM_COPY="$CONTAINERD_BIN $(command -v runc) $WASMPOD_SHIM" \
-    start_daemon node-v2 "$VM_PIDS" "$LOGS" "$E2E_DIR/vm/run.sh" --cpus 2 --memory 3G \
+    start_daemon node-v2 "$VM_PIDS" "$LOGS" "$E2E_DIR/vm/run.sh" --cpus 2 --memory 4G \
       --network "bridge=$VM_BRIDGE" --rwdir "$SHARE" --disk "$DISK" -- bash "$CLUSTER_DIR/vm-node.sh" "$SHARE"
 }
 
@@ -193,6 +194,37 @@ runtime() {
   log "node $VM_NODE: containerd restarted with the wasmpod runtime $1"
 }
 
+# run-job -- COMMAND [ARG...]: runs COMMAND as root inside the node's VM, beside its kubelet
+# (the VM's vm-node.sh picks it up), with the caller's working directory and its WASMPOD_*, CI,
+# RUST_* and CARGO_TARGET_DIR variables, as e2e/vm/run.sh does in a VM of its own; prints
+# COMMAND's output and returns its exit status. The VM must be booted (boot); the job starts once
+# the node's supervisor runs, so it may wait out the rest of the boot.
+run_job() {
+  [[ ${1:-} == -- ]] && shift
+  (($#)) || die "usage: $0 run-job -- COMMAND [ARG...]"
+  pid_alive "$VM_PIDS/node-v2.pid" || die "node $VM_NODE's VM is not running (node-v2.sh boot)"
+  local jobs=$SHARE/jobs name var rc
+  mkdir -p "$jobs"
+  name=job-$$-$(date +%s%N)
+  {
+    for var in $(compgen -e); do
+      [[ $var =~ ^(WASMPOD_[A-Z0-9_]*|CI|RUST_[A-Z_]*|CARGO_TARGET_DIR)$ ]] && printf 'export %s=%q\n' "$var" "${!var}"
+    done
+    printf 'cd %q\n' "$PWD"
+    printf 'exec'; printf ' %q' "$@"; printf '\n'
+  } > "$jobs/$name.part"
+  mv "$jobs/$name.part" "$jobs/$name.sh"
+  log "job $name queued on node $VM_NODE: $*"
+  until [[ -e $jobs/$name.rc ]]; do
+    pid_alive "$VM_PIDS/node-v2.pid" || { cat "$jobs/$name.log" 2>/dev/null; die "node $VM_NODE's VM stopped during job $name"; }
+    sleep 1
+  done
+  cat "$jobs/$name.log"
+  rc=$(cat "$jobs/$name.rc")
+  rm -f "$jobs/$name".*
+  return "$rc"
+}
+
 stop() {
   stop_daemon node-v2 "$VM_PIDS" 10
   pkill -f "qemu-system-x86_64 -name virtme-ng.*$VM_BRIDGE" 2>/dev/null || true
@@ -208,5 +240,6 @@ case ${1:-} in
   stop) stop ;;
   status) v2_node_ready ;;
   runtime) runtime "${2:-}" ;;
-  *) echo "usage: $0 boot|start|stop|status|runtime absent|present" >&2; exit 2 ;;
+  run-job) shift; run_job "$@" ;;
+  *) echo "usage: $0 boot|start|stop|status|runtime absent|present|run-job -- COMMAND [ARG...]" >&2; exit 2 ;;
 esac

@@ -58,9 +58,23 @@ echo "$(date +%T) kubelet and kube-proxy started" >> "$logs/node.log"
 # Supervise. A containerd restart (the installer changed its config) is asked for with a request
 # file; the count of restarts done is written next to it. Pods keep running across it, as on
 # any node. A new config from the host (node-v2.sh runtime) comes with the request.
+# Jobs from the host (node-v2.sh run-job: the shim's containerd tests, run on this VM instead of
+# booting one of their own) are run beside the node, each once: jobs/NAME.sh in, NAME.log and
+# NAME.rc (its exit status, written last) out.
 # The loop waits with bash's own `read -t` on a pipe nobody writes: a `sleep` process a second
 # is an exec over 9p under emulation, which an idle node should not pay for.
 exec {tick}<> <(:)
+run_new_jobs() {
+  local job
+  for job in "$dir"/jobs/*.sh; do
+    [[ -e $job && ! -e ${job%.sh}.started ]] || continue
+    touch "${job%.sh}.started"
+    echo "$(date +%T) job $(basename "$job") started" >> "$logs/node.log"
+    ( rc=0; bash "$job" > "${job%.sh}.log" 2>&1 < /dev/null || rc=$?
+      echo "$rc" > "${job%.sh}.rc.part" && mv "${job%.sh}.rc.part" "${job%.sh}.rc"
+      echo "$(date +%T) job $(basename "$job") exited $rc" >> "$logs/node.log" ) &
+  done
+}
 n=0
 while kill -0 "$kubelet_pid" "$proxy_pid" 2>/dev/null; do
   if [[ -e $dir/restart-containerd.request ]]; then
@@ -73,6 +87,7 @@ while kill -0 "$kubelet_pid" "$proxy_pid" 2>/dev/null; do
     n=$((n + 1)); echo "$n" > "$dir/containerd-restarts"
     echo "$(date +%T) containerd restarted ($n)" >> "$logs/node.log"
   fi
+  run_new_jobs
   read -rt 1 -u "$tick" || true
 done
 echo "$(date +%T) kubelet or kube-proxy exited" >> "$logs/node.log"

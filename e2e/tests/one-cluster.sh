@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `make test-suites` (CI): the cluster suite, then the install suite, on one cluster with one
-# cgroup v2 VM node (unless WASMPOD_V2_NODE=0). Between them the cluster is made bare
+# cgroup v2 VM node (unless WASMPOD_V2_NODE=0), and with the node, the shim's cgroup-sensitive
+# containerd tests inside its VM (make test-shim-v2's tests, e2e/vm/test-shim.sh --in-node) beside
+# the cluster suite. Between the suites the cluster is made bare
 # (e2e/cluster/make-bare.sh) instead of booted again: a second boot of the emulated node costs
 # minutes of both cores. `make test-cluster` and `make test-install` still run each suite on a
 # cluster of its own. A cluster that is already up is taken down first; this one is taken down at
@@ -17,9 +19,22 @@ export WASMPOD_REQUIRE_CLUSTER=1
 WASMPOD_BARE=0 WASMPOD_V2_NODE_WAIT=0 "$CLUSTER_DIR/up.sh"
 
 rc=0
+shim_v2_pid=""
+if [[ ${WASMPOD_V2_NODE:-0} == 1 ]]; then
+  shim_v2_log=$(mktemp)
+  ( t=$(date +%s); s=0; "$here/../vm/test-shim.sh" --in-node || s=$?
+    echo "[time] shim's containerd tests on the v2 node: $(( $(date +%s) - t )) s (exit $s)"; exit $s
+  ) > "$shim_v2_log" 2>&1 &
+  shim_v2_pid=$!
+fi
 t0=$(date +%s)
 "$here/cluster/run.sh" || rc=1
 echo "[time] cluster suite: $(( $(date +%s) - t0 )) s"
+if [[ -n $shim_v2_pid ]]; then
+  wait "$shim_v2_pid" || rc=1
+  echo "---- the shim's containerd tests on the cgroup v2 node (e2e/vm/test-shim.sh --in-node) ----"
+  cat "$shim_v2_log"; rm -f "$shim_v2_log"
+fi
 "$here/cluster/check-containerd-config.sh" || rc=1
 
 t0=$(date +%s)

@@ -17,21 +17,8 @@ for m in overlay veth bridge br_netfilter nf_tables nft_chain_nat nft_compat nf_
   modprobe -q "$m" 2>/dev/null || true
 done
 ip link set lo up
-# The root is 9p without a page cache: every exec of a big binary (ctr, containerd, the shim)
-# reads it again across the emulated bus. Copy the hot ones into RAM once (debug info
-# stripped) and bind them over the originals.
-ram=/run/wasmpod-ram
-mkdir -p "$ram"
-for p in ${WASMPOD_VM_RAM_COPY:-}; do
-  [[ -e $p ]] || continue
-  mkdir -p "$ram$(dirname "$p")"
-  if [[ -d $p ]]; then
-    cp -a "$p" "$ram$p"
-    for f in "$ram$p"/*; do [[ -f $f && -x $f ]] && objcopy --strip-debug "$f" 2>/dev/null || true; done
-  else
-    objcopy --strip-debug "$p" "$ram$p" 2>/dev/null || cp -a "$p" "$ram$p"
-  fi
-  mount --bind "$ram$p" "$p"
-done
+# What runs again and again, into RAM (ram-copy.sh says why).
+# shellcheck disable=SC2086  # a list of paths
+"$(dirname "$0")/ram-copy.sh" ${WASMPOD_VM_RAM_COPY:-}
 echo "wasmpod-vm: $(uname -r), cgroup $(stat -fc %T /sys/fs/cgroup), $(nproc) cpus" >&2
 exec "$@"
