@@ -25,7 +25,13 @@ if [[ $(cargo fuzz --version 2>/dev/null) != "cargo-fuzz $CARGO_FUZZ_VERSION" ]]
 fi
 
 cd "$root/fuzz"
-fuzz() { cargo fuzz "$1" --sanitizer none --release --target-dir "$TARGET_DIR" "${@:2}"; }
+# fuzz COMMAND TARGET [ARG...]: cargo fuzz with this run's settings; the runtime (wasmtime) is
+# built only for the target that loads Wasm (fuzz/Cargo.toml's feature wasm-load).
+fuzz() {
+  local features=()
+  [[ $2 == wasm_load ]] && features=(--features wasm-load)
+  cargo fuzz "$1" --sanitizer none --release --target-dir "$TARGET_DIR" "${features[@]}" "${@:2}"
+}
 rc=0
 for t in $TARGETS; do
   fuzz build "$t"
