@@ -214,7 +214,7 @@ run_job() {
     printf 'exec'; printf ' %q' "$@"; printf '\n'
   } > "$jobs/$name.part"
   mv "$jobs/$name.part" "$jobs/$name.sh"
-  log "job $name queued on node $VM_NODE: $*"
+  log "job $name queued on node $VM_NODE: $1"
   until [[ -e $jobs/$name.rc ]]; do
     pid_alive "$VM_PIDS/node-v2.pid" || { cat "$jobs/$name.log" 2>/dev/null; die "node $VM_NODE's VM stopped during job $name"; }
     sleep 1

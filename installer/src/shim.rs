@@ -14,7 +14,7 @@
 //! already running keep their file. Versions no process runs any more are deleted.
 
 use std::fs;
-use std::io::Write;
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
@@ -35,26 +35,27 @@ pub struct Installed {
     pub changed: bool,
 }
 
-/// The versioned file name of a shim binary with this content.
-pub fn versioned_name(content: &[u8], version: &str) -> String {
-    let digest = hex::encode(Sha256::digest(content));
-    format!("{SHIM_BINARY}-{version}-{}", &digest[..12])
+/// Chunk size for hashing, comparing and copying binaries.
+const CHUNK: usize = 64 * 1024;
+
+/// The versioned file name of a shim binary whose SHA-256 is `digest_hex`.
+fn versioned_name(digest_hex: &str, version: &str) -> String {
+    format!("{SHIM_BINARY}-{version}-{}", &digest_hex[..12])
 }
 
 /// Installs `source` into `dir` under its versioned name and points the symlink at it.
 pub fn install(source: &Path, dir: &Path, version: &str) -> Result<Installed> {
-    let content = fs::read(source).io("read the shim", source)?;
-    if content.is_empty() {
+    let (digest, len) = file_digest(source).io("read the shim", source)?;
+    if len == 0 {
         return Err(Error::Config(format!("{} is empty", source.display())));
     }
     fs::create_dir_all(dir).io("create", dir)?;
-    let name = versioned_name(&content, version);
+    let name = versioned_name(&digest, version);
     let target = dir.join(&name);
     let mut changed = false;
-    let present = fs::read(&target).is_ok_and(|c| c == content);
-    if !present {
+    if !same_content(source, &target) {
         let tmp = dir.join(format!(".{name}.tmp"));
-        write_synced(&tmp, &content, 0o755)?;
+        copy_synced(source, &tmp, 0o755)?;
         fs::rename(&tmp, &target).io("rename into place", &target)?;
         sync_dir(dir)?;
         changed = true;
@@ -153,6 +154,68 @@ fn running_binaries(proc_root: &Path) -> Vec<PathBuf> {
             PathBuf::from(s.strip_suffix(" (deleted)").unwrap_or(&s))
         })
         .collect()
+}
+
+/// The SHA-256 (hex) and length of a file, read in chunks.
+fn file_digest(path: &Path) -> io::Result<(String, u64)> {
+    let mut f = fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut len = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok((hex::encode(hasher.finalize()), len));
+        }
+        hasher.update(&buf[..n]);
+        len += n as u64;
+    }
+}
+
+/// Whether `b` exists with the same bytes as `a`, compared chunk by chunk.
+fn same_content(a: &Path, b: &Path) -> bool {
+    let (Ok(mut fa), Ok(mut fb)) = (fs::File::open(a), fs::File::open(b)) else {
+        return false;
+    };
+    match (fa.metadata(), fb.metadata()) {
+        (Ok(ma), Ok(mb)) if ma.len() == mb.len() => {}
+        _ => return false,
+    }
+    let (mut ba, mut bb) = (vec![0u8; CHUNK], vec![0u8; CHUNK]);
+    loop {
+        match (read_full(&mut fa, &mut ba), read_full(&mut fb, &mut bb)) {
+            (Ok(na), Ok(nb)) if na == nb && ba[..na] == bb[..nb] => {
+                if na == 0 {
+                    return true;
+                }
+            }
+            _ => return false,
+        }
+    }
+}
+
+/// Reads until `buf` is full or the file ends; returns how many bytes were read.
+fn read_full(f: &mut fs::File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match f.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Copies `source` to a new file `path` with `mode`, synced.
+fn copy_synced(source: &Path, path: &Path, mode: u32) -> Result<()> {
+    let mut from = fs::File::open(source).io("read the shim", source)?;
+    let mut f = fs::File::create(path).io("create", path)?;
+    io::copy(&mut from, &mut f).io("copy the shim to", path)?;
+    f.set_permissions(fs::Permissions::from_mode(mode))
+        .io("chmod", path)?;
+    f.sync_all().io("sync", path)
 }
 
 fn write_synced(path: &Path, content: &[u8], mode: u32) -> Result<()> {
@@ -276,6 +339,27 @@ mod tests {
         assert!(uninstall(&dir).unwrap());
         assert!(!dir.exists(), "empty directory removed");
         assert!(!uninstall(&dir).unwrap(), "second uninstall: nothing to do");
+    }
+
+    #[test]
+    fn a_binary_larger_than_a_chunk_is_copied_whole_and_recognised_on_rerun() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        let mut big = elf("big");
+        big.extend((0..3 * CHUNK + 17).map(|i| (i % 251) as u8));
+        fs::write(&src, &big).unwrap();
+        let dir = tmp.path().join("bin");
+        let first = install(&src, &dir, "0.1.0").unwrap();
+        assert_eq!(fs::read(&first.target).unwrap(), big);
+        let digest = hex::encode(Sha256::digest(&big));
+        assert!(first.target.to_string_lossy().ends_with(&digest[..12]));
+        assert!(!install(&src, &dir, "0.1.0").unwrap().changed);
+        // A damaged installed copy (same name, other bytes in the last chunk) is written again.
+        let mut damaged = big.clone();
+        *damaged.last_mut().unwrap() ^= 1;
+        fs::write(&first.target, &damaged).unwrap();
+        assert!(install(&src, &dir, "0.1.0").unwrap().changed);
+        assert_eq!(fs::read(&first.target).unwrap(), big);
     }
 
     #[test]

@@ -299,6 +299,28 @@ push_next_installer() {
     "docker://$REGISTRY/wasmpod-node-installer:$1" >/dev/null || fail "push of the next installer"
 }
 
+# installer_pods: name and Ready status of each node installer pod, one per line.
+installer_pods() {
+  $KUBECTL -n "$SYS" get pods -l app.kubernetes.io/component=node-installer \
+    -o jsonpath='{range .items[*]}{.metadata.name} {.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}'
+}
+
+# installers_replaced OLD_PODS: none of OLD_PODS (names, one per line) is left, and as many
+# installer pods as the DaemonSet wants are Ready. (`rollout status` alone can answer from a
+# status that does not yet count pods deleted by hand; a pod that is still terminating would have
+# its logs read in place of its successor's.)
+installers_replaced() {
+  local want pods name ready n=0
+  want=$($KUBECTL -n "$SYS" get ds wasmpod-node-installer -o jsonpath='{.status.desiredNumberScheduled}')
+  pods=$(installer_pods)
+  while read -r name ready; do
+    [[ -n $name ]] || continue
+    grep -qx "$name" <<< "$1" && return 1
+    [[ $ready == True ]] && n=$((n + 1))
+  done <<< "$pods"
+  ((want > 0 && n == want))
+}
+
 # installer_restarted_containerd: whether the installer pod on the host node restarted containerd.
 installer_restarted_containerd() {
   local pod
@@ -313,7 +335,7 @@ installer_restarted_containerd() {
 # names the symlink, which did not change), the symlink moves to the new binary, no running shim
 # loses its file, and a new Wasm pod runs the new binary.
 test_installer_rerun_and_upgrade_keep_wasm_pods_serving() {
-  local tag next before old new ip url
+  local tag next before old new ip url old_pods
   tag=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -n1); next=$tag-upgrade-$(date +%s)
   wait_service_serves "$APPS" hello / "$ANSWER" || fail "Service hello not serving before the rerun"
   before=$(hello_pods)
@@ -322,18 +344,21 @@ test_installer_rerun_and_upgrade_keep_wasm_pods_serving() {
   url="http://$ip:$($KUBECTL -n "$APPS" get service hello -o jsonpath='{.spec.ports[0].port}')/during"
   stream_start "$url"
 
+  old_pods=$(installer_pods | cut -d' ' -f1)
   $KUBECTL -n "$SYS" delete pods -l app.kubernetes.io/component=node-installer --wait=false >/dev/null
-  $KUBECTL -n "$SYS" rollout status ds/wasmpod-node-installer --timeout=300s >/dev/null ||
-    { stream_stop; fail "installer DaemonSet not ready after its pods were deleted"; }
+  wait_for 300 "installer pods replaced and Ready" installers_replaced "$old_pods" ||
+    { stream_stop; fail "installer pods not replaced and Ready after they were deleted: $(installer_pods | tr '\n' ' ')"; }
   ! installer_restarted_containerd || { stream_stop; fail "the rerun restarted containerd, though nothing changed"; }
   [[ $(readlink -f "$SHIM_LINK") == "$old" ]] || { stream_stop; fail "the rerun changed the shim link"; }
   echo "rerun: nothing changed, containerd not restarted"
 
   push_next_installer "$next"
+  old_pods=$(installer_pods | cut -d' ' -f1)
   (cd "$ROOT" && $HELM upgrade wasmpod "${HELM_INSTALL[@]}" --set operator.logLevel=debug \
     --set installer.image.tag="$next") >/dev/null || { stream_stop; fail "helm upgrade to installer $next"; }
-  $KUBECTL -n "$SYS" rollout status ds/wasmpod-node-installer --timeout=300s >/dev/null ||
-    { stream_stop; fail "installer DaemonSet not rolled out to $next"; }
+  $KUBECTL -n "$SYS" rollout status ds/wasmpod-node-installer --timeout=300s >/dev/null &&
+    wait_for 300 "installer pods of $next Ready" installers_replaced "$old_pods" ||
+    { stream_stop; fail "installer DaemonSet not rolled out to $next: $(installer_pods | tr '\n' ' ')"; }
   new=$(readlink -f "$SHIM_LINK")
   [[ $new != "$old" ]] || { stream_stop; fail "the upgrade left the shim link at $old"; }
   ! installer_restarted_containerd || { stream_stop; fail "the upgrade restarted containerd"; }
