@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # usage: scripts/ci-cold-run.sh [REPO] [CLONE_DIR]
 # Measures a cold CI run here: a clean clone of REPO (default: this checkout's repository, its
-# HEAD) in CLONE_DIR (default /var/tmp/wasmpod-cold/clone; not under /tmp, which the VM does not
-# see), then `CI=true .ci/run` with every cache the run fills empty and of its own: the cargo
+# HEAD) in CLONE_DIR (default /srv/wasmpod-cold-clone; not under /tmp or /var/tmp, where the VM
+# has tmpfs of its own and would not find the clone's scripts), then `CI=true .ci/run` with every cache the run fills empty and of its own: the cargo
 # target dirs and built binaries ($WASMPOD_CACHE), crates ($CARGO_HOME, so cargo-fuzz too), and
 # Go's module and build caches. What a machine keeps installed stays: apt packages, rustup's
 # toolchain and targets, pip's virtme-ng. Prints the wall time last. Takes the local cluster
@@ -11,7 +11,7 @@ set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 repo=${1:-$root}
 base=/var/tmp/wasmpod-cold
-clone=${2:-$base/clone}
+clone=${2:-/srv/wasmpod-cold-clone}
 rm -rf "$base/cache" "$base/go" "$base/cargo" "$base/rustup-bin" "$clone"
 mkdir -p "$base/rustup-bin"
 # rustup's proxies only: a cargo-fuzz installed earlier must not be found.

@@ -35,11 +35,16 @@ command -v vng >/dev/null || { echo "$0: virtme-ng is not installed (scripts/ins
 source "$here/../../scripts/paths.sh"
 # The guest mounts its own tmpfs on /tmp (guest.sh), hiding anything of ours there: a build
 # cache or a clone under /tmp would fail inside the VM with "No such file or directory".
-for p in "$WASMPOD_CACHE" "$PWD"; do
+for p in "$WASMPOD_CACHE" "$PWD" "$here"; do
   case $(realpath -m "$p")/ in
-    /tmp/*) echo "$0: $p is under /tmp, which the VM does not see: use another WASMPOD_CACHE or clone (e.g. under /var/tmp)" >&2; exit 1 ;;
+    /tmp/*) echo "$0: $p is under /tmp, which the VM does not see: use another WASMPOD_CACHE or clone (e.g. under /var/tmp for the cache, /srv for a clone)" >&2; exit 1 ;;
   esac
 done
+# virtme-ng also mounts a tmpfs on /var/tmp: a clone there is not seen inside (the cache is, as it
+# is shared explicitly below).
+case $(realpath -m "$here")/ in
+  /var/tmp/*) echo "$0: the checkout ($here) is under /var/tmp, which the VM does not see: clone it elsewhere (e.g. under /srv)" >&2; exit 1 ;;
+esac
 mkdir -p "$WASMPOD_CACHE/vm"
 share=$(mktemp -d "$WASMPOD_CACHE/vm/job.XXXXXX")
 trap 'rm -rf "$share"' EXIT
