@@ -386,8 +386,11 @@ test_scale_to_zero_restarts_and_races() {
   while read -r p; do
     if [[ $p == ScalingDown && ! -s $answer ]]; then
       curl -sS --max-time 10 -w ' %{http_code}' "http://$svc/racing" > "$answer" 2>&1 || echo " failed" >> "$answer"
-    elif [[ $p == AtZero && -s $answer ]]; then
+      # Taken now, while the pod is certainly there: at AtZero it has only its drain delay
+      # left, and a kubectl call on a busy node can take a good part of it.
       pod_ip=$($K get pods -l wasmpod.io/app=race -o jsonpath='{.items[0].status.podIP}')
+    elif [[ $p == AtZero && -s $answer ]]; then
+      [[ -n $pod_ip ]] || fail "race had no pod with an address during ScalingDown"
       curl -sS --max-time 10 -w ' %{http_code}' "http://$pod_ip:8080/leaving" > "$direct" 2>&1 || echo " failed" >> "$direct"
       break
     fi
