@@ -108,18 +108,19 @@ check: lint test-build verify test-unit kind-config-check ## The fast lane: fmt,
 # ("[time] TARGET: N s"), so a CI log says where its minutes went.
 timed = $(foreach t,$(1),scripts/timed.sh $(t) $(MAKE) --no-print-directory $(t) &&) true
 
-# The host-only tiers, then both cluster suites on one cluster; with the cgroup v2 node
-# (V2_NODE=1) the shim's v2 tests run inside its VM beside the cluster suite (one emulated boot
-# fewer). Without it, test-shim-v2 boots its own VM beside the host-only tiers (both mostly wait:
-# on emulation, on daemons); its output comes in one piece when it ends.
+# The host-only tiers, then both cluster suites on one cluster. With the cgroup v2 node
+# (V2_NODE=1) the cluster comes up first: its emulated node boots and runs the shim's v2 tests
+# (one emulated boot fewer than test-shim-v2) while the host-only tiers run, which mostly wait on
+# daemons of their own. Without it, test-shim-v2 boots its own VM beside the host-only tiers;
+# its output comes in one piece when it ends.
 HOST_TIERS = test-shim test-operator test-installer chart-lint chart-dry-run fuzz-ci
 test-integration: build components go-deps ## Every tier that needs real containerd, an apiserver or the cluster
 ifeq ($(V2_NODE),1)
-	@$(call timed,$(HOST_TIERS))
+	@scripts/timed.sh test-suites env WASMPOD_V2_NODE=1 e2e/tests/one-cluster.sh --first '$(call timed,$(HOST_TIERS))'
 else
 	@scripts/beside.sh '$(call timed,test-shim-v2)' -- bash -c '$(call timed,$(HOST_TIERS))'
-endif
 	@$(call timed,test-suites)
+endif
 
 # `check` first: a simple mistake fails in minutes, before anything else is built. Then the Go
 # binaries and the Wasm test components, one after the other: on a cold machine each of them
