@@ -13,6 +13,7 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 source "$CLUSTER_DIR/lib.sh"
 source "$CLUSTER_DIR/pki.sh"
+source "$E2E_DIR/vm/job-script.sh"
 
 SHARE=$STATE/node-v2            # shared read-write with the VM: configs in, logs out
 DISK=$STATE/node-v2.img         # the VM's disk
@@ -203,16 +204,10 @@ run_job() {
   [[ ${1:-} == -- ]] && shift
   (($#)) || die "usage: $0 run-job -- COMMAND [ARG...]"
   pid_alive "$VM_PIDS/node-v2.pid" || die "node $VM_NODE's VM is not running (node-v2.sh boot)"
-  local jobs=$SHARE/jobs name var rc
+  local jobs=$SHARE/jobs name rc
   mkdir -p "$jobs"
   name=job-$$-$(date +%s%N)
-  {
-    for var in $(compgen -e); do
-      [[ $var =~ ^(WASMPOD_[A-Z0-9_]*|CI|RUST_[A-Z_]*|CARGO_TARGET_DIR)$ ]] && printf 'export %s=%q\n' "$var" "${!var}"
-    done
-    printf 'cd %q\n' "$PWD"
-    printf 'exec'; printf ' %q' "$@"; printf '\n'
-  } > "$jobs/$name.part"
+  vm_job_script exec "$@" > "$jobs/$name.part"
   mv "$jobs/$name.part" "$jobs/$name.sh"
   log "job $name queued on node $VM_NODE: $1"
   until [[ -e $jobs/$name.rc ]]; do

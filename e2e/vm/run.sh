@@ -48,11 +48,8 @@ esac
 mkdir -p "$WASMPOD_CACHE/vm"
 share=$(mktemp -d "$WASMPOD_CACHE/vm/job.XXXXXX")
 trap 'rm -rf "$share"' EXIT
-{
-  env | grep -E '^(WASMPOD_[A-Z0-9_]*|CI|RUST_[A-Z_]*|CARGO_TARGET_DIR)=' | sed 's/^/export /; s/=\(.*\)$/=\x27\1\x27/'
-  printf 'cd %q\n' "$PWD"
-  printf 'set --'; printf ' %q' "$@"; printf '\n'
-} > "$share/job.sh"
+source "$here/job-script.sh"
+vm_job_script set "$@" > "$share/job.sh"
 
 # Multi-threaded TCG (one host thread per vCPU) with a bigger translation cache.
 qemu_opts=${WASMPOD_VM_QEMU_OPTS:--accel tcg,thread=multi,tb-size=512}
