@@ -11,8 +11,8 @@
 #   endpoints, kube-proxy), BENCH_ACTIVATIONS rounds;
 # - the activator's memory per idle precompiled app: its PSS with no app, then with
 #   BENCH_ACTIVATIONS apps prepared, divided by the count.
-# pod-start: a Pod created to Ready (watch), Wasm vs runc, one at a time and 10 at once
-#   (e2e/bench/pod_start.py).
+# pod-start: a Pod created to Ready (watch), Wasm vs runc, one at a time and 10 at once, and
+#   where the one-at-a-time time goes, from the CRI's timestamps (e2e/bench/pod_start.py).
 # density: as many Wasm pods as the node holds vs runc in the same time (e2e/bench/density.sh).
 # soak: minutes at saturation into 2 Wasm replicas, shim RSS per minute (e2e/bench/soak.sh).
 #
@@ -114,7 +114,8 @@ log "bench namespace $NS; sections: $SECTIONS"
 if section scale-to-zero; then scale_to_zero_bench; fi
 if section pod-start; then
   python3 "$here/pod_start.py" --kubectl "$KUBECTL" --namespace "$NS" --node "$NODE_NAME" \
-    --wasm-image "$WASM_HTTP_IMAGE" --runc-image "$HELLO_IMAGE" --pods "${BENCH_POD_STARTS:-30}"
+    --wasm-image "$WASM_HTTP_IMAGE" --runc-image "$HELLO_IMAGE" --pods "${BENCH_POD_STARTS:-30}" \
+    --crictl "$CRICTL"
 fi
 if section density; then density_bench; fi
 if section soak; then soak_bench; fi

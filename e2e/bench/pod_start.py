@@ -12,10 +12,14 @@ earlier ones left running), then PODS pods in batches of BATCH created at once. 
 deleted, and gone, between series, so each starts on the same node state.
 
 Talks to the apiserver through `kubectl proxy`, so the admin kubeconfig is all it needs.
-Prints one line per series and the ratios; asserts nothing.
+Prints one line per series and the ratios; asserts nothing. With --crictl (the node's crictl
+command line) it also splits the one-at-a-time starts into phases from the CRI's own
+nanosecond timestamps, to say where a runtime's time goes: create request to sandbox created,
+sandbox to container created, container created to started, started to Ready.
 """
 
 import argparse
+import datetime
 import json
 import re
 import subprocess
@@ -38,6 +42,7 @@ class Cluster:
             raise SystemExit(f"kubectl proxy did not say where it serves: {line!r}")
         self.base = f"http://127.0.0.1:{port.group(1)}/api/v1/namespaces/{namespace}/pods"
         self.ready = {}
+        self.ready_wall = {}
         self.cond = threading.Condition()
         threading.Thread(target=self._watch, daemon=True).start()
 
@@ -58,16 +63,17 @@ class Cluster:
             try:
                 with urllib.request.urlopen(url, timeout=600) as stream:
                     for line in stream:
-                        self._seen(json.loads(line)["object"], time.monotonic())
+                        self._seen(json.loads(line)["object"], time.monotonic(), time.time())
             except OSError:
                 continue
 
-    def _seen(self, pod, now):
+    def _seen(self, pod, now, wall):
         name = pod.get("metadata", {}).get("name")
         conditions = pod.get("status", {}).get("conditions") or []
         if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
             with self.cond:
                 self.ready.setdefault(name, now)
+                self.ready_wall.setdefault(name, wall)
                 self.cond.notify_all()
 
     def create(self, pod):
@@ -128,19 +134,53 @@ def percentile(p, values):
     return ordered[max(0, -(-p * len(ordered) // 100) - 1)]
 
 
-def series(cluster, kind, runtime, count, batch, round_no):
-    """Start times in ms of `count` pods created `batch` at a time."""
-    times = []
+def cri_time(stamp):
+    """Seconds since the epoch of a CRI timestamp (RFC 3339, nanoseconds) or of its integer ns."""
+    if isinstance(stamp, (int, float)) or str(stamp).isdigit():
+        return int(stamp) / 1e9
+    head, _, frac = stamp.rstrip("Z").partition(".")
+    whole = datetime.datetime.fromisoformat(head).replace(tzinfo=datetime.timezone.utc)
+    return whole.timestamp() + (float("0." + frac) if frac else 0.0)
+
+
+def cri_phases(crictl, namespace, name, created, ready):
+    """The phases in ms of one pod's start, from the CRI's timestamps of its sandbox and
+    container, between the wall clock of its create request and of the watch seeing it Ready."""
+
+    def run(*words):
+        return subprocess.run(crictl + list(words), check=True, capture_output=True, text=True).stdout
+
+    # --name is a regular expression: wasm-1-1 would also match wasm-1-10.
+    sandbox = run("pods", "--namespace", namespace, "--name", f"^{name}$", "-q").split()[0]
+    container = run("ps", "-a", "--pod", sandbox, "-q").split()[0]
+    sandbox_at = cri_time(json.loads(run("inspectp", "-o", "json", sandbox))["status"]["createdAt"])
+    status = json.loads(run("inspect", "-o", "json", container))["status"]
+    points = [created, sandbox_at, cri_time(status["createdAt"]), cri_time(status["startedAt"]), ready]
+    return [(b - a) * 1000 for a, b in zip(points, points[1:])]
+
+
+PHASES = ["create to sandbox", "sandbox to container created", "created to started", "started to Ready"]
+
+
+def series(cluster, kind, runtime, count, batch, round_no, crictl=None):
+    """Start times in ms of `count` pods created `batch` at a time, and with `crictl`, each
+    pod's phases (cri_phases)."""
+    times, phases = [], []
     for first in range(0, count, batch):
         names = [f"{kind}-{round_no}-{i}" for i in range(first, min(first + batch, count))]
-        started = {}
+        started, created_wall = {}, {}
         for name in names:
             started[name] = time.monotonic()
+            created_wall[name] = time.time()
             cluster.create(pod(name, runtime, runtime["image"], runtime["probe"]))
         for name, ready in zip(names, cluster.wait_ready(names)):
             times.append((ready - started[name]) * 1000)
+            if crictl:
+                phases.append(
+                    cri_phases(crictl, cluster.namespace, name, created_wall[name], cluster.ready_wall[name])
+                )
     cluster.delete_all()
-    return times
+    return times, phases
 
 
 def main():
@@ -152,7 +192,9 @@ def main():
     args.add_argument("--runc-image", required=True)
     args.add_argument("--pods", type=int, default=30)
     args.add_argument("--batch", type=int, default=10)
+    args.add_argument("--crictl", help="the node's crictl command line (quoted words): phases")
     a = args.parse_args()
+    crictl = a.crictl.split() if a.crictl else None
     runtimes = {
         "wasm": {"class": "wasmpod", "image": a.wasm_image, "probe": "/", "node": a.node},
         "runc": {"class": None, "image": a.runc_image, "probe": "/ready", "node": a.node},
@@ -163,10 +205,15 @@ def main():
         # Pull both images (and compile the component into the shim's cache) before timing.
         for kind, runtime in runtimes.items():
             series(cluster, kind, runtime, 1, 1, "warm")
-        results = {}
+        results, phases = {}, {}
         for label, batch in (("one at a time", 1), (f"{a.batch} at once", a.batch)):
             for kind, runtime in runtimes.items():
-                results[(label, kind)] = series(cluster, kind, runtime, a.pods, batch, batch)
+                # Phases one at a time only: 10 at once, they measure the queue.
+                with_phases = crictl if batch == 1 else None
+                times, kind_phases = series(cluster, kind, runtime, a.pods, batch, batch, with_phases)
+                results[(label, kind)] = times
+                if with_phases:
+                    phases[kind] = kind_phases
         print(f"== pod start: create to Ready (watch), {a.pods} pods per series, node {a.node}")
         for label, batch in (("one at a time", 1), (f"{a.batch} at once", a.batch)):
             for kind in runtimes:
@@ -178,6 +225,15 @@ def main():
             w50 = percentile(50, results[(label, "wasm")])
             r50 = percentile(50, results[(label, "runc")])
             print(f"{'ratio wasm/runc, ' + label:<32} {w50 / r50:.2f}x at p50 (goal: <= 0.8x; Wasm p99 < 1000 ms)")
+        if crictl:
+            print("== one at a time, phases from the CRI's timestamps: p50 (p99) in ms")
+            print(f"{'':<30}" + "".join(f"{k:>20}" for k in runtimes))
+            for i, phase in enumerate(PHASES):
+                cells = ""
+                for kind in runtimes:
+                    values = [p[i] for p in phases[kind]]
+                    cells += f"{percentile(50, values):>11.0f} ({percentile(99, values):>5.0f})"
+                print(f"{phase:<30}{cells}")
     finally:
         cluster.close()
 
