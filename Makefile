@@ -16,7 +16,7 @@ V2_NODE ?= 1
 BENCH_MAX_PODS ?= 1100
 
 .PHONY: help deps go-deps build components generate verify lint fmt images chart-lint chart-dry-run test-shim-v2 test-build bench-cluster \
-        check test test-unit test-integration host-tiers test-shim test-operator test-installer test-cluster test-install test-suites \
+        check test test-unit test-integration test-shim test-operator test-installer test-cluster test-install test-suites \
         bench bench-shim bench-operator fuzz fuzz-ci
 
 help: ## Show this help
@@ -108,22 +108,17 @@ check: lint test-build verify test-unit kind-config-check ## The fast lane: fmt,
 # ("[time] TARGET: N s"), so a CI log says where its minutes went.
 timed = $(foreach t,$(1),scripts/timed.sh $(t) $(MAKE) --no-print-directory $(t) &&) true
 
-# The host-only tiers: fuzz-ci beside the others, which mostly wait on daemons of their own (on
-# a cold machine fuzz-ci is minutes of compiling cargo-fuzz and instrumented crates; warm, a few
-# seconds of fuzzing). Its output comes in one piece when it ends.
-HOST_TIERS = test-shim test-operator test-installer chart-lint chart-dry-run
-host-tiers: build components go-deps ## The tiers that need real containerd or an apiserver but no cluster, and fuzz-ci
-	@scripts/beside.sh '$(call timed,fuzz-ci)' -- bash -c '$(call timed,$(HOST_TIERS))'
-
 # The host-only tiers, then both cluster suites on one cluster. With the cgroup v2 node
 # (V2_NODE=1) the cluster comes up first: its emulated node boots and runs the shim's v2 tests
-# (one emulated boot fewer than test-shim-v2) while the host-only tiers run. Without it,
-# test-shim-v2 boots its own VM beside the host-only tiers.
+# (one emulated boot fewer than test-shim-v2) while the host-only tiers run, which mostly wait on
+# daemons of their own. Without it, test-shim-v2 boots its own VM beside the host-only tiers;
+# its output comes in one piece when it ends.
+HOST_TIERS = test-shim test-operator test-installer chart-lint chart-dry-run fuzz-ci
 test-integration: build components go-deps ## Every tier that needs real containerd, an apiserver or the cluster
 ifeq ($(V2_NODE),1)
-	@scripts/timed.sh test-suites env WASMPOD_V2_NODE=1 e2e/tests/one-cluster.sh --first '$(call timed,host-tiers)'
+	@scripts/timed.sh test-suites env WASMPOD_V2_NODE=1 e2e/tests/one-cluster.sh --first '$(call timed,$(HOST_TIERS))'
 else
-	@scripts/beside.sh '$(call timed,test-shim-v2)' -- bash -c '$(call timed,host-tiers)'
+	@scripts/beside.sh '$(call timed,test-shim-v2)' -- bash -c '$(call timed,$(HOST_TIERS))'
 	@$(call timed,test-suites)
 endif
 
