@@ -43,6 +43,7 @@ pub enum Error {
     #[error("runtime check failed: {0}")]
     Check(String),
     /// A Kubernetes API call failed.
+    #[cfg(feature = "cluster")]
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
     /// Bad flags or environment.
