@@ -98,7 +98,10 @@ density_bench() {
   read -r r_ready r_ms r_ok r_pss < <(density_run runc "" "$HELLO_IMAGE" "$runc_secs")
   for s in 0 1 2; do sysctl -q -w "${sysctls[$s]}=${saved[$s]}"; done
   echo
-  echo "== density: one node, up to $DENSITY pods in waves of $DENSITY_WAVE, no probes (maxPods ${WASMPOD_MAX_PODS:-110})"
+  # The node's own pod capacity (the kubelet's maxPods as it runs), not what was asked of up.sh.
+  local max_pods
+  max_pods=$($K get node "$NODE_NAME" -o jsonpath='{.status.capacity.pods}')
+  echo "== density: one node, up to $DENSITY pods in waves of $DENSITY_WAVE, no probes (maxPods $max_pods)"
   printf '%-8s %5d Ready in %6.1f s, %5d answering, runtime PSS %7d MiB, %6d KiB per pod\n' \
     wasm "$w_ready" "$(awk -v m="$w_ms" 'BEGIN { print m / 1000 }')" "$w_ok" "$((w_pss / 1024))" "$((w_pss / (w_ready > 0 ? w_ready : 1)))"
   printf '%-8s %5d Ready in %6.1f s, %5d answering, runtime PSS %7d MiB, %6d KiB per pod\n' \
