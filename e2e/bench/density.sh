@@ -106,5 +106,9 @@ density_bench() {
     wasm "$w_ready" "$(awk -v m="$w_ms" 'BEGIN { print m / 1000 }')" "$w_ok" "$((w_pss / 1024))" "$((w_pss / (w_ready > 0 ? w_ready : 1)))"
   printf '%-8s %5d Ready in %6.1f s, %5d answering, runtime PSS %7d MiB, %6d KiB per pod\n' \
     runc "$r_ready" "$(awk -v m="$r_ms" 'BEGIN { print m / 1000 }')" "$r_ok" "$((r_pss / 1024))" "$((r_pss / (r_ready > 0 ? r_ready : 1)))"
+  awk -v wr="$w_ready" -v rr="$r_ready" -v wp="$w_pss" -v rp="$r_pss" 'BEGIN {
+    wk = wr > 0 ? wp / wr : 0; rk = rr > 0 ? rp / rr : 0
+    printf "ratio wasm/runc: %.2fx the pods Ready in the same time, %.2fx the runtime PSS per pod\n",
+      (rr > 0 ? wr / rr : 0), (rk > 0 ? wk / rk : 0) }'
   echo "goal: 1000 Wasm pods Ready within 300 s, runtime PSS <= 5 MB per pod (runc: shim + pause + app; Wasm: shim with the app in it + pause)"
 }
