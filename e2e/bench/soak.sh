@@ -12,8 +12,7 @@ SOAK_MINUTES=${BENCH_SOAK_MINUTES:-10}
 # shim_rss_kib POD: RSS in KiB of the shim process serving POD's sandbox.
 shim_rss_kib() {
   local sandbox pid
-  # stderr: crictl warns on every call that it has no /etc/crictl.yaml (the endpoint is a flag).
-  sandbox=$($CRICTL pods --namespace "$NS" --name "$1" -q 2>/dev/null | head -n 1)
+  sandbox=$($CRICTL pods --namespace "$NS" --name "$1" -q | head -n 1)
   pid=$(pgrep -f "containerd-shim-wasmpod-v1.* -id $sandbox" | head -n 1)
   awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status"
 }

@@ -92,5 +92,5 @@ CONTAINERD_BIN=$("$E2E_DIR/build-deps.sh" --print-dir "$CONTAINERD_COMPONENT")
 CRICTL_BIN=$("$E2E_DIR/build-deps.sh" --print-dir crictl)
 COREDNS_BIN=$("$E2E_DIR/build-deps.sh" --print-dir coredns)
 KUBECTL="$K8S_BIN/kubectl --kubeconfig=$ADMIN_KUBECONFIG"
-CRICTL="$CRICTL_BIN/crictl --runtime-endpoint=unix://$CONTAINERD_SOCK --image-endpoint=unix://$CONTAINERD_SOCK --timeout=30s"
+CRICTL="$CRICTL_BIN/crictl --config=$E2E_DIR/cluster/crictl.yaml --runtime-endpoint=unix://$CONTAINERD_SOCK --image-endpoint=unix://$CONTAINERD_SOCK --timeout=30s"
 CTR="$CONTAINERD_BIN/ctr --address=$CONTAINERD_SOCK --namespace=k8s.io"
