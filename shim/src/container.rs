@@ -16,6 +16,7 @@ use wasmpod_runtime::{
 use crate::cgroup::ThreadCgroup;
 use crate::error::{Error, Result};
 use crate::events::{Events, now};
+use crate::pause::Pause;
 use crate::runc::{Runc, wait_exit};
 use crate::stdio::StdioPaths;
 
@@ -62,8 +63,42 @@ pub struct Listeners {
 }
 
 pub struct NativeRun {
-    pub runc: Runc,
+    pub launcher: Launcher,
     pub rootfs: PathBuf,
+}
+
+/// Who runs a native container's process.
+pub enum Launcher {
+    Runc(Runc),
+    /// The pod sandbox's pause, started by the shim itself (see `pause`).
+    Direct(Pause),
+}
+
+impl NativeRun {
+    async fn start(&self) -> Result<()> {
+        match &self.launcher {
+            Launcher::Runc(runc) => runc.start().await,
+            // Running since Create: a pause does nothing to start.
+            Launcher::Direct(_) => Ok(()),
+        }
+    }
+
+    async fn kill(&self, signal: u32, all: bool) -> Result<()> {
+        match &self.launcher {
+            Launcher::Runc(runc) => runc.kill(signal, all).await,
+            Launcher::Direct(pause) => pause.kill(signal),
+        }
+    }
+
+    async fn delete(&self) -> Result<()> {
+        match &self.launcher {
+            Launcher::Runc(runc) => runc.delete().await,
+            Launcher::Direct(pause) => {
+                pause.release();
+                Ok(())
+            }
+        }
+    }
 }
 
 impl WasmRun {
@@ -136,7 +171,7 @@ impl Container {
         }
         match &self.kind {
             Kind::Native(n) => {
-                n.runc.start().await?;
+                n.start().await?;
                 self.state.send_replace(Status::Running);
                 events.start(&self.id, self.pid).await;
                 let me = self.clone();
@@ -245,7 +280,7 @@ impl Container {
             )));
         }
         match &self.kind {
-            Kind::Native(n) => n.runc.kill(signal, all).await,
+            Kind::Native(n) => n.kill(signal, all).await,
             Kind::Wasm(w) => {
                 const SIGINT: u32 = libc::SIGINT as u32;
                 const SIGKILL: u32 = libc::SIGKILL as u32;
@@ -287,8 +322,8 @@ impl Container {
     pub async fn release(&self) {
         match &self.kind {
             Kind::Native(n) => {
-                if let Err(e) = n.runc.delete().await {
-                    tracing::warn!(id = %self.id, error = %e, "runc delete failed");
+                if let Err(e) = n.delete().await {
+                    tracing::warn!(id = %self.id, error = %e, "delete of the native container failed");
                 }
                 unmount(&n.rootfs);
             }

@@ -21,6 +21,7 @@ pub mod events;
 pub mod logging;
 pub mod netns;
 pub mod options;
+pub mod pause;
 pub mod prepare;
 pub mod runc;
 pub mod service;

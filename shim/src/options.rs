@@ -1,6 +1,6 @@
 //! Runtime options CRI attaches to Create: `runtimeoptions.v1.Options`, whose `config_body`
 //! is the TOML of the runtime's `options` table in containerd's config. The shim protos
-//! crate lacks this message, so we read its one field we need by hand.
+//! crate lacks this message, so we read the one field we need by hand.
 
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 
@@ -9,6 +9,16 @@ const CONFIG_BODY_FIELD: u64 = 3;
 
 /// Whether the runtime's options say `SystemdCgroup = true`.
 pub fn systemd_cgroup(options: Option<&Any>) -> bool {
+    flag(options, "SystemdCgroup")
+}
+
+/// Whether the runtime's options say `PauseWithRunc = true`: pod sandboxes are then started
+/// through runc, not by the shim itself (see `pause`).
+pub fn pause_with_runc(options: Option<&Any>) -> bool {
+    flag(options, "PauseWithRunc")
+}
+
+fn flag(options: Option<&Any>, key: &str) -> bool {
     let Some(any) = options else { return false };
     if !any.type_url.ends_with(TYPE_URL) {
         return false;
@@ -18,7 +28,7 @@ pub fn systemd_cgroup(options: Option<&Any>) -> bool {
     };
     body.parse::<toml_edit::DocumentMut>()
         .ok()
-        .and_then(|doc| doc.get("SystemdCgroup").and_then(|v| v.as_bool()))
+        .and_then(|doc| doc.get(key).and_then(|v| v.as_bool()))
         .unwrap_or(false)
 }
 
@@ -78,5 +88,14 @@ mod tests {
         assert!(!systemd_cgroup(Some(&options("SystemdCgroup = false\n"))));
         assert!(!systemd_cgroup(Some(&options("not toml ["))));
         assert!(!systemd_cgroup(None));
+    }
+
+    #[test]
+    fn pause_with_runc_is_off_unless_the_options_say_so() {
+        let both = options("SystemdCgroup = true\nPauseWithRunc = true\n");
+        assert!(pause_with_runc(Some(&both)));
+        assert!(systemd_cgroup(Some(&both)));
+        assert!(!pause_with_runc(Some(&options("SystemdCgroup = true\n"))));
+        assert!(!pause_with_runc(None));
     }
 }

@@ -1,7 +1,7 @@
 //! Turns a Create request into a ready container: mounts the rootfs, finds what to run, and
 //! either hands the Wasm to the runtime (settings checked first, then compiled through the
 //! code cache, linked, its guest threads placed in the pod's network namespace and cgroup) or
-//! creates the runc container.
+//! starts the native process: a pod sandbox's pause by the shim itself, anything else with runc.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -12,10 +12,13 @@ use oci_spec::runtime::Spec;
 use wasmpod_runtime::{Guest, Program, Wasm, WasmEngine, World};
 
 use crate::cgroup::{ShimCgroup, ThreadCgroup};
-use crate::container::{Container, Kind, Listeners, NativeRun, ThreadSetup, WasmRun, unmount};
+use crate::container::{
+    Container, Kind, Launcher, Listeners, NativeRun, ThreadSetup, WasmRun, unmount,
+};
 use crate::content::ContentStore;
 use crate::error::{Error, IoContext, Result};
 use crate::netns::NetNs;
+use crate::pause::{Pause, PausePlan};
 use crate::runc::Runc;
 use crate::source::{Resolved, WasmSource, WorldHint, resolve};
 use crate::spec::guest_inputs;
@@ -27,6 +30,7 @@ pub struct Prepare<'a> {
     pub engine: &'a Arc<WasmEngine>,
     pub store: Option<&'a ContentStore>,
     pub systemd_cgroup: bool,
+    pub pause_with_runc: bool,
     pub shim_cgroup: Option<&'a ShimCgroup>,
 }
 
@@ -62,8 +66,8 @@ impl Prepare<'_> {
         };
         let result = match resolved {
             Resolved::Native { path } => {
-                tracing::info!(id = %req.id, entrypoint = %path.display(), "native container: delegating to runc");
-                self.native(req, bundle.clone(), stdio.clone(), rootfs.clone())
+                tracing::info!(id = %req.id, entrypoint = %path.display(), "native container");
+                self.native(req, &spec, bundle.clone(), stdio.clone(), rootfs.clone())
                     .await
             }
             Resolved::Wasm(src) => {
@@ -82,21 +86,34 @@ impl Prepare<'_> {
     async fn native(
         &self,
         req: &CreateTaskRequest,
+        spec: &Spec,
         bundle: std::path::PathBuf,
         stdio: StdioPaths,
         rootfs: std::path::PathBuf,
     ) -> Result<Arc<Container>> {
-        let root = crate::runc::state_root(self.containerd_address, self.namespace);
-        let runc = Runc::new(root, &req.id, &bundle, self.systemd_cgroup);
-        let created = runc
-            .create(
-                open_input(&stdio.stdin)?,
+        let created = match self.direct_pause(req, spec) {
+            Some(plan) => Pause::spawn(
+                &plan,
+                spec,
+                &rootfs,
                 open_output(&stdio.stdout)?,
                 open_output(&stdio.stderr)?,
             )
-            .await;
-        let pid = match created {
-            Ok(pid) => pid,
+            .map(|(pause, pid)| (Launcher::Direct(pause), pid)),
+            None => {
+                let root = crate::runc::state_root(self.containerd_address, self.namespace);
+                let runc = Runc::new(root, &req.id, &bundle, self.systemd_cgroup);
+                runc.create(
+                    open_input(&stdio.stdin)?,
+                    open_output(&stdio.stdout)?,
+                    open_output(&stdio.stderr)?,
+                )
+                .await
+                .map(|pid| (Launcher::Runc(runc), pid))
+            }
+        };
+        let (launcher, pid) = match created {
+            Ok(c) => c,
             Err(e) => {
                 unmount(&rootfs);
                 return Err(e);
@@ -107,8 +124,27 @@ impl Prepare<'_> {
             bundle,
             stdio,
             pid,
-            Kind::Native(NativeRun { runc, rootfs }),
+            Kind::Native(NativeRun { launcher, rootfs }),
         ))
+    }
+
+    /// The plan for starting this container as the pod's pause without runc, when it is a
+    /// sandbox the shim can start faithfully and the runtime's options allow it.
+    fn direct_pause(&self, req: &CreateTaskRequest, spec: &Spec) -> Option<PausePlan> {
+        if self.pause_with_runc {
+            return None;
+        }
+        let rootfs = Path::new(&req.bundle).join("rootfs");
+        match PausePlan::for_sandbox(spec, &rootfs) {
+            Ok(plan) => {
+                tracing::info!(id = %req.id, "pod sandbox: the shim starts its pause itself");
+                Some(plan)
+            }
+            Err(why) => {
+                tracing::debug!(id = %req.id, why, "native container goes to runc");
+                None
+            }
+        }
     }
 
     async fn wasm(

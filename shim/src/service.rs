@@ -119,6 +119,7 @@ impl Task for Service {
             engine: &self.engine,
             store,
             systemd_cgroup: crate::options::systemd_cgroup(req.options.as_ref()),
+            pause_with_runc: crate::options::pause_with_runc(req.options.as_ref()),
             shim_cgroup: self.shim_cgroup.as_deref(),
         };
         let container = match prepare.container(&req).await {

@@ -6,12 +6,15 @@
 // Test code: a failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used)]
 
+#[path = "containerd/sandbox.rs"]
+mod sandbox;
 mod support;
 
 use containerd_shim_protos::protobuf::Message;
 
 use std::time::Duration;
 
+use sandbox::the_pod_sandbox_pause_runs_without_runc_confined_to_its_image;
 use support::dns::{Dnsmasq, NodeHostsEntry, PodFiles};
 use support::{Containerd, NetNs, Registry, cgroups, component, text};
 use wasmpod_testkit::{Tier, tests};
@@ -816,6 +819,7 @@ fn main() {
             wasm_layers_and_the_cncf_artifact_run_from_a_registry,
             running_containers_survive_a_containerd_restart,
             native_sidecar_in_a_wasm_pod_runs_with_runc,
+            the_pod_sandbox_pause_runs_without_runc_confined_to_its_image,
             unsupported_calls_answer_unimplemented,
             guests_make_outgoing_http_requests_from_the_pod_network,
             guests_resolve_names_through_the_pods_resolv_conf_and_hosts_file,

@@ -44,6 +44,7 @@ mod threads;
 
 pub use path::CgroupsPath;
 pub use placement::ShimCgroup;
+pub(crate) use placement::v1_roots;
 pub use threads::ThreadCgroup;
 
 use std::path::Path;

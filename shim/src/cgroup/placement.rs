@@ -133,7 +133,7 @@ fn path_or_root(root: &Path, rel: &Path) -> PathBuf {
 }
 
 /// v1 hierarchies mounted here, each once (cpu and cpuacct are often one mount, two links).
-fn v1_roots() -> Vec<PathBuf> {
+pub(crate) fn v1_roots() -> Vec<PathBuf> {
     let mut seen = Vec::new();
     let mut roots = Vec::new();
     for h in V1_HIERARCHIES {
