@@ -117,13 +117,26 @@ async fn start(flags: &Flags) -> Result<()> {
         debug: flags.debug,
         ..Default::default()
     };
-    let address = containerd_shim::spawn(opts, &grouping, Vec::new()).await?;
+    let running = opts.socket_address(&grouping);
+    // Every container after a pod's first: its server answers already, so start nothing
+    // (the shim crate's spawn would start a second server, only to see it fail to bind).
+    let address = if served(&running) {
+        running
+    } else {
+        containerd_shim::spawn(opts, &grouping, Vec::new()).await?
+    };
     // containerd 1.7 reconnects after a restart through this file.
     std::fs::write("address", &address).io_context(|| "write address file".into())?;
     print!("{address}");
     std::io::stdout()
         .flush()
         .io_context(|| "flush stdout".into())
+}
+
+/// Whether a server answers on this `unix://` address.
+fn served(address: &str) -> bool {
+    let path = address.strip_prefix("unix://").unwrap_or(address);
+    std::os::unix::net::UnixStream::connect(path).is_ok()
 }
 
 /// The pod a container belongs to, from its OCI spec annotations.
@@ -168,7 +181,17 @@ async fn delete(flags: &Flags) -> Result<()> {
 async fn serve(flags: &Flags) -> Result<()> {
     crate::runc::set_subreaper().io_context(|| "become child subreaper".into())?;
     crate::logging::init(flags.debug);
-    // First, before the engine allocates anything: memory is charged to the cgroup that
+    // The socket before anything else: a second server of the pod (two starts at once)
+    // fails here, before it joins the pod's cgroup or builds an engine.
+    let socket = flags
+        .socket
+        .strip_prefix("unix://")
+        .unwrap_or(&flags.socket)
+        .to_string();
+    let listener = bind(&socket).inspect_err(|e| {
+        tracing::warn!(socket, error = %e, "a second server for the pod gives way");
+    })?;
+    // Then, before the engine allocates anything: memory is charged to the cgroup that
     // faulted it in and never moves with the process.
     let shim_cgroup = join_pod_cgroup(Path::new("config.json"), &flags.id);
     let cache_dir = std::env::var("WASMPOD_CACHE_DIR").unwrap_or_else(|_| DEFAULT_CACHE_DIR.into());
@@ -190,12 +213,6 @@ async fn serve(flags: &Flags) -> Result<()> {
     if let Some(v2) = create_task(service).remove(TASK_V3) {
         services.insert(TASK_V2.to_string(), v2);
     }
-    let socket = flags
-        .socket
-        .strip_prefix("unix://")
-        .unwrap_or(&flags.socket)
-        .to_string();
-    let listener = bind(&socket)?;
     let listener = Listener::try_from(listener).io_context(|| format!("listen on {socket}"))?;
     let mut server = Server::new()
         .add_listener(listener)

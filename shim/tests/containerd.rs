@@ -351,6 +351,10 @@ fn bad_inputs_fail_clearly_and_the_pod_shim_keeps_serving() {
         std::path::Path::new(&format!("/proc/{pod_shim}")).exists(),
         "the pod's shim {pod_shim} is alive"
     );
+    // `start` of every later container found the pod's server answering and started no
+    // second one (which would have logged giving way to the first).
+    let log = cd.log();
+    assert!(!log.contains("a second server for the pod"), "{log}");
     assert!(
         ns.curl("http://127.0.0.1:8080/", Duration::from_secs(5))
             .is_some()
