@@ -15,6 +15,10 @@
 //!   namespace sees the pause image at `/proc/1/root`, never the node), the spec's user and
 //!   groups, no capabilities in any set, no_new_privs.
 //!
+//! It gets no seccomp filter: it makes a handful of system calls and holds no privilege to
+//! abuse. The shim sets the OOM score the spec asks for (CRI's -998), which the child can no
+//! longer lower itself.
+//!
 //! Sandboxes this does not cover (a user namespace, a namespace other than the network one
 //! joined by path, a terminal, an entrypoint that is not a plain file of the image) go to runc
 //! as before, and so does every sandbox when the runtime's options say `PauseWithRunc = true`.
@@ -47,6 +51,8 @@ pub struct PausePlan {
     gid: u32,
     groups: Vec<u32>,
     hostname: Option<String>,
+    /// CRI shields sandboxes from the OOM killer (-998).
+    oom_score_adj: Option<i32>,
     /// `CLONE_NEW*` flags of the namespaces the spec asks to be created.
     unshare: libc::c_int,
     cgroups_path: Option<CgroupsPath>,
@@ -116,6 +122,7 @@ impl PausePlan {
             gid: user.gid(),
             groups: user.additional_gids().clone().unwrap_or_default(),
             hostname: spec.hostname().clone(),
+            oom_score_adj: process.oom_score_adj(),
             unshare,
             cgroups_path: linux
                 .cgroups_path()
@@ -215,7 +222,16 @@ impl Pause {
         }
         // SAFETY: a fresh descriptor the syscall returned, owned from here on.
         let pidfd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
-        Ok((Self { pidfd, cgroups }, pid))
+        let pause = Self { pidfd, cgroups };
+        if let Some(score) = plan.oom_score_adj {
+            // Lowering a score takes CAP_SYS_RESOURCE, which the child gave up: the shim sets it.
+            let file = format!("/proc/{pid}/oom_score_adj");
+            if let Err(e) = std::fs::write(&file, score.to_string()) {
+                let _ = pause.kill(libc::SIGKILL as u32);
+                return Err(e).io_context(|| format!("write {score} to {file}"));
+            }
+        }
+        Ok((pause, pid))
     }
 
     /// Sends a signal through the pidfd, so a recycled pid is never hit. `all` needs nothing
@@ -370,7 +386,8 @@ mod tests {
             "hostname": "pod-a",
             "process": {
                 "args": ["/pause"], "cwd": "/", "env": ["PATH=/bin"],
-                "user": {"uid": 65535, "gid": 65535, "additionalGids": [65535]}
+                "user": {"uid": 65535, "gid": 65535, "additionalGids": [65535]},
+                "oomScoreAdj": -998
             },
             "root": {"path": "rootfs"},
             "linux": {
@@ -404,6 +421,7 @@ mod tests {
             (65535, 65535, &[65535][..])
         );
         assert_eq!(plan.hostname.as_deref(), Some("pod-a"));
+        assert_eq!(plan.oom_score_adj, Some(-998));
         assert_eq!(plan.env, vec![("PATH".into(), "/bin".into())]);
     }
 
