@@ -19,8 +19,7 @@ CGROUP_SENSITIVE=(
   stats_report_what_serving_the_container_costs       # the shim's leaf, threaded CPU cgroups, v2 metrics
   cpu_limit_applies_to_a_spinning_guest               # cpu.max, cgroupfs and systemd paths
   http_component_serves_in_the_pod_network_namespace_and_drains_on_sigterm
-  native_sidecar_in_a_wasm_pod_runs_with_runc         # runc's cgroups beside the shim's leaf
-  the_pod_sandbox_pause_runs_without_runc_confined_to_its_image   # the shim's own pause, its cgroup
+  native_containers_of_a_pod_the_pause_by_the_shim_sidecars_by_runc   # pause's and runc's cgroups beside the shim's leaf
   bad_inputs_fail_clearly_and_the_pod_shim_keeps_serving   # OOM and kill paths, one pod shim
 )
 in_node=0

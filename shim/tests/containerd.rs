@@ -14,7 +14,7 @@ use containerd_shim_protos::protobuf::Message;
 
 use std::time::Duration;
 
-use sandbox::the_pod_sandbox_pause_runs_without_runc_confined_to_its_image;
+use sandbox::native_containers_of_a_pod_the_pause_by_the_shim_sidecars_by_runc;
 use support::dns::{Dnsmasq, NodeHostsEntry, PodFiles};
 use support::{Containerd, NetNs, Registry, cgroups, component, text};
 use wasmpod_testkit::{Tier, tests};
@@ -424,49 +424,6 @@ fn running_containers_survive_a_containerd_restart() {
     assert_eq!(cd.wait_stopped("web", Duration::from_secs(5)), Some(137));
 }
 
-fn native_sidecar_in_a_wasm_pod_runs_with_runc() {
-    let cd = Containerd::start();
-    let img = cd.import(
-        "busybox",
-        &[
-            "rootfs",
-            "--file",
-            "/bin/busybox",
-            "--entrypoint",
-            "/bin/busybox",
-        ],
-    );
-    let annotation = format!("{POD}pod-n");
-    let (code, out, err) = cd.run_rm(
-        &img,
-        "side",
-        &[
-            "--annotation",
-            &annotation,
-            "--",
-            "/bin/busybox",
-            "echo",
-            "native hello",
-        ],
-    );
-    assert_eq!(code, 0, "{out}{err}\n{}", cd.log());
-    assert!(out.contains("native hello"), "{out}");
-    let (code, _, _) = cd.run_rm(
-        &img,
-        "side2",
-        &[
-            "--annotation",
-            &annotation,
-            "--",
-            "/bin/busybox",
-            "sh",
-            "-c",
-            "exit 4",
-        ],
-    );
-    assert_eq!(code, 4);
-}
-
 fn unsupported_calls_answer_unimplemented() {
     let cd = Containerd::start();
     let ns = NetNs::new("wp-exec");
@@ -822,8 +779,7 @@ fn main() {
             bad_inputs_fail_clearly_and_the_pod_shim_keeps_serving,
             wasm_layers_and_the_cncf_artifact_run_from_a_registry,
             running_containers_survive_a_containerd_restart,
-            native_sidecar_in_a_wasm_pod_runs_with_runc,
-            the_pod_sandbox_pause_runs_without_runc_confined_to_its_image,
+            native_containers_of_a_pod_the_pause_by_the_shim_sidecars_by_runc,
             unsupported_calls_answer_unimplemented,
             guests_make_outgoing_http_requests_from_the_pod_network,
             guests_resolve_names_through_the_pods_resolv_conf_and_hosts_file,

@@ -1,5 +1,6 @@
-//! A pod sandbox's pause process, which the shim starts itself (shim/src/pause.rs), looked at
-//! from outside: where runc would have put it, with nothing more than a pause needs.
+//! The native containers of a pod: its sandbox's pause, which the shim starts itself
+//! (shim/src/pause.rs), looked at from outside (where runc would have put it, with nothing more
+//! than a pause needs), and ordinary sidecars, which run with runc in the pause's namespaces.
 
 use std::os::unix::fs::MetadataExt;
 use std::process::Command;
@@ -10,7 +11,7 @@ use crate::{POD, task_pid};
 
 const SANDBOX: &str = "io.kubernetes.cri.container-type=sandbox";
 
-pub fn the_pod_sandbox_pause_runs_without_runc_confined_to_its_image() {
+pub fn native_containers_of_a_pod_the_pause_by_the_shim_sidecars_by_runc() {
     let cd = Containerd::start();
     let ns = NetNs::new("wp-pause");
     let img = cd.import(
@@ -100,34 +101,42 @@ pub fn the_pod_sandbox_pause_runs_without_runc_confined_to_its_image() {
         dir.display()
     );
 
-    // A container sharing the pod's PID namespace sees the pause as PID 1, and through its
-    // /proc/1/root only the pause's image, never the node's filesystem.
-    let pid_ns = format!("pid:/proc/{pid}/ns/pid");
-    let (code, out, err) = cd.run_rm(
-        &img,
-        "pod-s-side",
-        &[
-            "--annotation",
-            &pod,
-            "--with-ns",
-            &netns,
-            "--with-ns",
-            &pid_ns,
-            "--",
-            "/bin/busybox",
-            "sh",
-            "-c",
-            "/bin/busybox tr '\\0' ' ' </proc/1/cmdline; echo; /bin/busybox ls -A /proc/1/root",
-        ],
-    );
-    assert_eq!(code, 0, "{out}{err}");
-    let mut lines = out.lines();
+    // Sidecars run with runc in the pause's namespaces. One sharing the pod's PID namespace
+    // sees the pause as PID 1, and through its /proc/1/root only the pause's image, never the
+    // node's filesystem; exit codes come through.
+    let joined: Vec<String> = ["pid", "ipc", "uts"]
+        .iter()
+        .map(|t| format!("{t}:/proc/{pid}/ns/{t}"))
+        .collect();
+    let mut with_pod = vec!["--annotation", pod.as_str(), "--with-ns", netns.as_str()];
+    for ns in &joined {
+        with_pod.extend(["--with-ns", ns.as_str()]);
+    }
+    let mut args = with_pod.clone();
+    args.extend([
+        "--",
+        "/bin/busybox",
+        "sh",
+        "-c",
+        "echo native hello; /bin/busybox hostname; /bin/busybox tr '\\0' ' ' </proc/1/cmdline; echo; /bin/busybox ls -A /proc/1/root",
+    ]);
+    let (code, out, err) = cd.run_rm(&img, "pod-s-side", &args);
+    assert_eq!(code, 0, "{out}{err}\n{}", cd.log());
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
     assert_eq!(
-        lines.next().map(str::trim),
-        Some("/bin/busybox sleep 3600"),
+        lines,
+        [
+            "native hello",
+            "pod-s-host",
+            "/bin/busybox sleep 3600",
+            "bin"
+        ],
         "{out}"
     );
-    assert_eq!(lines.collect::<Vec<_>>(), ["bin"], "{out}");
+    let mut args = with_pod.clone();
+    args.extend(["--", "/bin/busybox", "sh", "-c", "exit 4"]);
+    let (code, _, _) = cd.run_rm(&img, "pod-s-side2", &args);
+    assert_eq!(code, 4);
 
     // It dies by the signal containerd sends, and leaves no cgroup behind.
     let out = cd.ctr(&["task", "kill", "-s", "SIGKILL", "pod-s"]);
