@@ -91,7 +91,7 @@ impl Prepare<'_> {
         stdio: StdioPaths,
         rootfs: std::path::PathBuf,
     ) -> Result<Arc<Container>> {
-        let created = match self.direct_pause(req, spec) {
+        let created = match self.direct_pause(req, spec, &rootfs) {
             Some(plan) => Pause::spawn(
                 &plan,
                 spec,
@@ -130,12 +130,16 @@ impl Prepare<'_> {
 
     /// The plan for starting this container as the pod's pause without runc, when it is a
     /// sandbox the shim can start faithfully and the runtime's options allow it.
-    fn direct_pause(&self, req: &CreateTaskRequest, spec: &Spec) -> Option<PausePlan> {
+    fn direct_pause(
+        &self,
+        req: &CreateTaskRequest,
+        spec: &Spec,
+        rootfs: &Path,
+    ) -> Option<PausePlan> {
         if self.pause_with_runc {
             return None;
         }
-        let rootfs = Path::new(&req.bundle).join("rootfs");
-        match PausePlan::for_sandbox(spec, &rootfs) {
+        match PausePlan::for_sandbox(spec, rootfs) {
             Ok(plan) => {
                 tracing::info!(id = %req.id, "pod sandbox: the shim starts its pause itself");
                 Some(plan)

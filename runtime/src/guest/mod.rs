@@ -100,7 +100,13 @@ fn limited<T: 'static>(
     mut limiter: impl (FnMut(&mut T) -> &mut MemoryLimiter) + Send + Sync + 'static,
     cpu_ticks: Option<u64>,
 ) -> Store<T> {
-    store.limiter(move |s| limiter(s) as &mut dyn wasmtime::ResourceLimiter);
+    // The limiter lives as long as the store, and so does the guard that keeps the epoch
+    // ticking for it.
+    let running = crate::engine::GuestRunning::enter();
+    store.limiter(move |s| {
+        let _ = &running;
+        limiter(s) as &mut dyn wasmtime::ResourceLimiter
+    });
     match cpu_ticks {
         None => store.epoch_deadline_async_yield_and_update(1),
         Some(max) => {
